@@ -1,0 +1,29 @@
+//! The `spacer` command line: one module per command.
+
+use clap::{Parser, Subcommand};
+
+pub mod info;
+
+/// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
+/// reference motion model.
+#[derive(Debug, Parser)]
+#[command(name = "spacer", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the policy architecture and its parameter count.
+    Info(info::InfoArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+    }
+}

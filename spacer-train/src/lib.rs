@@ -1,0 +1,18 @@
+//! # spacer-train
+//!
+//! The std side of spacer: everything that needs a heap, files or a GPU.
+//!
+//! - [`scenario`]: the scene model and its readers (WOMD TFRecord, GPUDrive JSON,
+//!   INTERACTION), the scene cache, and the synthetic scene generator.
+//! - [`cli`]: the `spacer` command line.
+//!
+//! What an agent sees and does (observation, tokens, kinematics, the policy forward
+//! pass) is never reimplemented here: it comes from [`spacer_core`].
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod error;
+pub mod scenario;
+
+pub use error::{DataError, Location};
