@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod paths;
 pub mod scenario;
 
 pub use error::{DataError, Location};
