@@ -20,7 +20,11 @@ impl AgentKind {
     /// Number of kinds.
     pub const COUNT: usize = 3;
     /// All kinds, in index order.
-    pub const ALL: [AgentKind; 3] = [AgentKind::Vehicle, AgentKind::Pedestrian, AgentKind::Cyclist];
+    pub const ALL: [AgentKind; 3] = [
+        AgentKind::Vehicle,
+        AgentKind::Pedestrian,
+        AgentKind::Cyclist,
+    ];
 
     /// Index into per-kind tables (0, 1, 2).
     #[inline]

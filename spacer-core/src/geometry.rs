@@ -133,7 +133,11 @@ pub struct Pose {
 
 impl Pose {
     /// The identity transform.
-    pub const IDENTITY: Pose = Pose { x: 0.0, y: 0.0, yaw: 0.0 };
+    pub const IDENTITY: Pose = Pose {
+        x: 0.0,
+        y: 0.0,
+        yaw: 0.0,
+    };
 
     /// A pose from components.
     #[inline]
@@ -199,7 +203,12 @@ impl OrientedBox {
     /// A box centred on `pose`.
     #[inline]
     pub fn new(pose: Pose, length: f32, width: f32) -> Self {
-        Self { center: pose.position(), yaw: pose.yaw, length, width }
+        Self {
+            center: pose.position(),
+            yaw: pose.yaw,
+            length,
+            width,
+        }
     }
 
     /// Unit vectors along the length and the width.
@@ -227,7 +236,11 @@ impl OrientedBox {
     /// shrink, for instance).
     #[inline]
     pub fn scaled(&self, k: f32) -> Self {
-        Self { length: self.length * k, width: self.width * k, ..*self }
+        Self {
+            length: self.length * k,
+            width: self.width * k,
+            ..*self
+        }
     }
 
     /// Separating-axis test: true when the boxes share any area (touching counts).
@@ -427,7 +440,11 @@ fn on_segment(s: &Segment, p: Vec2) -> bool {
 /// `min` that propagates NaN.
 #[inline]
 fn nan_min(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 /// Distance from `p` to a polyline; `+inf` when empty.
@@ -499,11 +516,23 @@ mod tests {
         assert_eq!(a.distance_to_segment(&crossing), 0.0);
         let inside = Segment::new(Vec2::new(0.1, 0.1), Vec2::new(0.2, 0.2));
         assert_eq!(a.distance_to_segment(&inside), 0.0);
-        let line = [Vec2::new(10.0, -10.0), Vec2::new(10.0, 10.0), Vec2::new(3.0, 10.0)];
+        let line = [
+            Vec2::new(10.0, -10.0),
+            Vec2::new(10.0, 10.0),
+            Vec2::new(3.0, 10.0),
+        ];
         assert!(close(a.distance_to_polyline(&line), 8.0, 1e-5));
         assert_eq!(a.distance_to_polyline(&[]), f32::INFINITY);
-        assert!(close(a.distance_to_polyline(&[Vec2::new(2.0, 4.0)]), 3.0, 1e-5));
-        assert!(close(point_polyline_distance(Vec2::new(10.0, 0.0), &line[..2]), 0.0, 1e-6));
+        assert!(close(
+            a.distance_to_polyline(&[Vec2::new(2.0, 4.0)]),
+            3.0,
+            1e-5
+        ));
+        assert!(close(
+            point_polyline_distance(Vec2::new(10.0, 0.0), &line[..2]),
+            0.0,
+            1e-6
+        ));
     }
 
     #[test]
@@ -520,7 +549,13 @@ mod tests {
     }
 
     fn arb_box() -> impl Strategy<Value = OrientedBox> {
-        (-20.0f32..20.0, -20.0f32..20.0, -4.0f32..4.0, 0.1f32..8.0, 0.1f32..4.0)
+        (
+            -20.0f32..20.0,
+            -20.0f32..20.0,
+            -4.0f32..4.0,
+            0.1f32..8.0,
+            0.1f32..4.0,
+        )
             .prop_map(|(x, y, yaw, l, w)| OrientedBox::new(Pose::new(x, y, yaw), l, w))
     }
 

@@ -55,7 +55,11 @@ impl ClassicBicycle {
         let v_avg = clip(speed + 0.5 * accel * dt);
         let tan_delta = libm::tanf(steering);
         let beta = libm::atanf(0.5 * tan_delta);
-        let length = if self.length > 1e-3 { self.length } else { 1e-3 };
+        let length = if self.length > 1e-3 {
+            self.length
+        } else {
+            1e-3
+        };
         let yaw_rate = v_avg * cos(beta) * tan_delta / length;
         let d = Vec2::from_angle(yaw + beta) * (v_avg * dt);
         let new_yaw = wrap_angle(yaw + yaw_rate * dt);
@@ -79,7 +83,10 @@ pub struct WaymaxBicycle {
 
 impl Default for WaymaxBicycle {
     fn default() -> Self {
-        Self { max_accel: 6.0, max_curvature: 0.3 }
+        Self {
+            max_accel: 6.0,
+            max_curvature: 0.3,
+        }
     }
 }
 
@@ -87,7 +94,11 @@ impl WaymaxBicycle {
     /// One step of `dt` seconds. Non-finite controls are treated as zero.
     pub fn step(&self, s: &AgentState, accel: f32, curvature: f32, dt: f32) -> AgentState {
         let accel = if accel.is_finite() { accel } else { 0.0 };
-        let curvature = if curvature.is_finite() { curvature } else { 0.0 };
+        let curvature = if curvature.is_finite() {
+            curvature
+        } else {
+            0.0
+        };
         let yaw = s.pose.yaw;
         let (c, sn) = (cos(yaw), sin(yaw));
         let speed = s.speed();
@@ -95,7 +106,10 @@ impl WaymaxBicycle {
         let y = s.pose.y + s.velocity.y * dt + 0.5 * accel * sn * dt * dt;
         let new_yaw = wrap_angle(yaw + curvature * (speed * dt + 0.5 * accel * dt * dt));
         let new_speed = speed + accel * dt;
-        AgentState::new(Pose::new(x, y, new_yaw), Vec2::from_angle(new_yaw) * new_speed)
+        AgentState::new(
+            Pose::new(x, y, new_yaw),
+            Vec2::from_angle(new_yaw) * new_speed,
+        )
     }
 
     /// The (acceleration, curvature) that best explain moving from `s` to `next` in
@@ -108,9 +122,16 @@ impl WaymaxBicycle {
         let accel = (next.speed() - speed) / dt;
         let dyaw = wrap_angle(next.pose.yaw - s.pose.yaw);
         let denom = speed * dt + 0.5 * accel * dt * dt;
-        let curvature = if denom.abs() > 1e-3 { dyaw / denom } else { 0.0 };
+        let curvature = if denom.abs() > 1e-3 {
+            dyaw / denom
+        } else {
+            0.0
+        };
         let clip = |v: f32, m: f32| if v.is_finite() { v.clamp(-m, m) } else { 0.0 };
-        (clip(accel, self.max_accel), clip(curvature, self.max_curvature))
+        (
+            clip(accel, self.max_accel),
+            clip(curvature, self.max_curvature),
+        )
     }
 }
 
@@ -118,7 +139,11 @@ impl WaymaxBicycle {
 /// to define one (a standing agent keeps its heading).
 #[inline]
 pub fn heading_of(delta: Vec2, fallback: f32) -> f32 {
-    if delta.norm_sq() > 1e-6 { atan2(delta.y, delta.x) } else { fallback }
+    if delta.norm_sq() > 1e-6 {
+        atan2(delta.y, delta.x)
+    } else {
+        fallback
+    }
 }
 
 /// Speed from velocity components (helper for FFI callers).
@@ -135,7 +160,9 @@ mod tests {
     #[test]
     fn token_moves_in_agent_frame_and_sets_velocity() {
         let s = AgentState::new(Pose::new(10.0, 5.0, FRAC_PI_2), Vec2::new(0.0, 10.0));
-        let t = Token { poses: [Pose::new(1.0, 0.0, 0.0), Pose::new(2.0, 0.0, 0.1)] };
+        let t = Token {
+            poses: [Pose::new(1.0, 0.0, 0.0), Pose::new(2.0, 0.0, 0.1)],
+        };
         let [a, b] = apply_token(&s, &t);
         assert!((a.pose.x - 10.0).abs() < 1e-5 && (a.pose.y - 6.0).abs() < 1e-5);
         assert!((b.pose.y - 7.0).abs() < 1e-5 && (b.pose.yaw - (FRAC_PI_2 + 0.1)).abs() < 1e-5);
@@ -145,7 +172,10 @@ mod tests {
 
     #[test]
     fn classic_bicycle_straight_and_turning() {
-        let m = ClassicBicycle { length: 4.0, max_speed: 40.0 };
+        let m = ClassicBicycle {
+            length: 4.0,
+            max_speed: 40.0,
+        };
         let s = AgentState::new(Pose::new(0.0, 0.0, 0.0), Vec2::new(10.0, 0.0));
         let n = m.step(&s, 2.0, 0.0, 0.1);
         assert!((n.pose.x - (10.0 + 0.1) * 0.1).abs() < 1e-5 && n.pose.y.abs() < 1e-6);
@@ -165,7 +195,10 @@ mod tests {
         for (a, k) in [(1.5f32, 0.05f32), (-3.0, -0.1), (0.0, 0.0), (5.0, 0.29)] {
             let n = m.step(&s, a, k, 0.1);
             let (ra, rk) = m.inverse(&s, &n, 0.1);
-            assert!((ra - a).abs() < 1e-3 && (rk - k).abs() < 1e-3, "{a},{k} -> {ra},{rk}");
+            assert!(
+                (ra - a).abs() < 1e-3 && (rk - k).abs() < 1e-3,
+                "{a},{k} -> {ra},{rk}"
+            );
         }
         let (ra, rk) = m.inverse(&s, &s, 0.0);
         assert_eq!((ra, rk), (0.0, 0.0));

@@ -43,4 +43,6 @@ pub mod geometry;
 pub mod kinematics;
 pub mod math;
 pub mod observation;
+pub mod policy;
 pub mod tokenizer;
+pub mod weights;

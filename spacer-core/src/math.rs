@@ -97,6 +97,58 @@ pub fn hypot(x: f32, y: f32) -> f32 {
     sqrt(x * x + y * y)
 }
 
+/// `e^x` for `x` in `[-87, 0]`, branch-free so that loops over it vectorise: a
+/// round-to-nearest range reduction `x = n ln2 + r` (|r| <= ln2 / 2, Cody-Waite split
+/// of ln2) and a degree-7 Taylor polynomial for `e^r`; relative error below 3e-7.
+/// Inputs outside the range are clamped to it.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding 1.5 * 2^23 rounds to an integer in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = if x < -87.0 { -87.0 } else if x > 0.0 { 0.0 } else { x };
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2^n from the exponent bits; n is in [-126, 0].
+    let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
+    p * scale
+}
+
+/// Hyperbolic tangent, fast and vectorisable: an odd Taylor polynomial (to x^15)
+/// below |x| = 0.5, `(1 - e) / (1 + e)` with `e = exp(-2|x|)` above, saturating at
+/// |x| = 9. Absolute error below 3e-7 everywhere; the same bits on every target (no
+/// lookup tables, no fused operations). NaN maps to ±1, so callers validate first.
+///
+/// The policy's encoders use it: libm's `tanhf` is exact to an ulp but several times
+/// slower, and the network does not need the last bits.
+#[inline(always)]
+pub fn tanh_fast(x: f32) -> f32 {
+    let a = if x < 0.0 { -x } else { x };
+    let a = if a > 9.0 { 9.0 } else { a };
+    let a2 = a * a;
+    let small = a
+        * (1.0
+            + a2 * (-1.0 / 3.0
+                + a2 * (2.0 / 15.0
+                    + a2 * (-17.0 / 315.0
+                        + a2 * (62.0 / 2835.0
+                            + a2 * (-1382.0 / 155_925.0
+                                + a2 * (21_844.0 / 6_081_075.0 + a2 * (-929_569.0 / 638_512_875.0))))))));
+    let e = exp_nonpositive(-2.0 * a);
+    let large = (1.0 - e) / (1.0 + e);
+    let t = if a < 0.5 { small } else { large };
+    if x < 0.0 { -t } else { t }
+}
+
 /// Wraps an angle into `[-PI, PI)`.
 ///
 /// Non-finite input is returned unchanged (NaN stays NaN): callers validate at their
@@ -176,9 +228,24 @@ impl Rng {
 
 #[cfg(test)]
 mod tests {
+    use super::Rng;
     use super::*;
     use proptest::prelude::*;
-    use super::Rng;
+
+    #[test]
+    fn tanh_fast_is_accurate_everywhere() {
+        let mut worst = 0.0f64;
+        let mut x = -12.0f32;
+        while x <= 12.0 {
+            let err = (tanh_fast(x) as f64 - (x as f64).tanh()).abs();
+            worst = worst.max(err);
+            x += 1.0e-4;
+        }
+        assert!(worst < 3e-7, "worst error {worst}");
+        assert_eq!(tanh_fast(0.0), 0.0);
+        assert_eq!(tanh_fast(-2.0), -tanh_fast(2.0));
+        assert!(tanh_fast(1e30) <= 1.0 && tanh_fast(-1e30) >= -1.0);
+    }
 
     #[test]
     fn wrap_angle_known_values() {
@@ -228,7 +295,10 @@ mod tests {
         for _ in 0..5000 {
             counts[r.below(5) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
         let (mut m, mut v) = (0.0f64, 0.0f64);
         for _ in 0..20_000 {
             let x = r.normal() as f64;

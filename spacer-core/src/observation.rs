@@ -33,8 +33,8 @@ pub const MAX_PARTNERS: usize = 63;
 /// Road slots.
 pub const MAX_ROAD_SEGMENTS: usize = 200;
 /// Length of the default observation.
-pub const OBS_DIM: usize = EGO_FEATURES + MAX_PARTNERS * PARTNER_FEATURES
-    + MAX_ROAD_SEGMENTS * ROAD_FEATURES;
+pub const OBS_DIM: usize =
+    EGO_FEATURES + MAX_PARTNERS * PARTNER_FEATURES + MAX_ROAD_SEGMENTS * ROAD_FEATURES;
 /// Half-width given to road segments built from polylines (metres).
 pub const SEGMENT_HALF_WIDTH: f32 = 0.1;
 /// Points whose triangle with their neighbours is smaller than this (m²) are dropped
@@ -42,7 +42,9 @@ pub const SEGMENT_HALF_WIDTH: f32 = 0.1;
 pub const COLLINEAR_AREA: f32 = 0.1;
 
 /// The seven road kinds of the one-hot encoding, in encoding order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum RoadKind {
     /// Unknown or not observed (driveways map here).
@@ -145,7 +147,11 @@ pub struct ObservationConfig {
 
 impl Default for ObservationConfig {
     fn default() -> Self {
-        Self { radius: 50.0, max_partners: MAX_PARTNERS, max_road_segments: MAX_ROAD_SEGMENTS }
+        Self {
+            radius: 50.0,
+            max_partners: MAX_PARTNERS,
+            max_road_segments: MAX_ROAD_SEGMENTS,
+        }
     }
 }
 
@@ -153,8 +159,7 @@ impl ObservationConfig {
     /// Length of the flat observation.
     #[inline]
     pub const fn len(&self) -> usize {
-        EGO_FEATURES + self.max_partners * PARTNER_FEATURES
-            + self.max_road_segments * ROAD_FEATURES
+        EGO_FEATURES + self.max_partners * PARTNER_FEATURES + self.max_road_segments * ROAD_FEATURES
     }
 
     /// Never true (the ego block is always there); for API completeness.
@@ -306,13 +311,19 @@ pub fn build(
         config.max_partners,
         partners.iter().enumerate().filter_map(|(i, p)| {
             let ok = p.pose.is_finite() && p.speed.is_finite();
-            ok.then(|| within(p.pose.position()).map(|d2| key(d2, i))).flatten()
+            ok.then(|| within(p.pose.position()).map(|d2| key(d2, i)))
+                .flatten()
         }),
         &mut picked,
     );
     let n_partners = picked.len();
-    for (slot, k) in partner_out.chunks_exact_mut(PARTNER_FEATURES).zip(picked.iter()) {
-        let Some(p) = partners.get((*k & 0xFFFF_FFFF) as usize) else { continue };
+    for (slot, k) in partner_out
+        .chunks_exact_mut(PARTNER_FEATURES)
+        .zip(picked.iter())
+    {
+        let Some(p) = partners.get((*k & 0xFFFF_FFFF) as usize) else {
+            continue;
+        };
         let rel = ego.pose.relative(p.pose);
         slot[0] = p.speed / 100.0;
         slot[1] = rel.x / 1000.0;
@@ -332,7 +343,9 @@ pub fn build(
     );
     let n_roads = picked.len();
     for (slot, k) in road_out.chunks_exact_mut(ROAD_FEATURES).zip(picked.iter()) {
-        let Some(r) = roads.get((*k & 0xFFFF_FFFF) as usize) else { continue };
+        let Some(r) = roads.get((*k & 0xFFFF_FFFF) as usize) else {
+            continue;
+        };
         let c = ego.pose.to_local(r.center);
         slot[0] = c.x / 1000.0;
         slot[1] = c.y / 1000.0;
@@ -342,7 +355,10 @@ pub fn build(
         slot[5] = wrap_angle(r.yaw - ego.pose.yaw) / TAU;
         slot[6 + r.kind as usize] = 1.0;
     }
-    Ok(ObservationCounts { partners: n_partners, road_segments: n_roads })
+    Ok(ObservationCounts {
+        partners: n_partners,
+        road_segments: n_roads,
+    })
 }
 
 /// Turns a polyline into road segments: points that are nearly collinear with their
@@ -360,10 +376,14 @@ pub fn polyline_segments(
     out: &mut [RoadSegment],
 ) -> Result<usize, ObservationError> {
     let mut pts = points.iter().copied().filter(|p| p.is_finite());
-    let Some(first) = pts.next() else { return Ok(0) };
+    let Some(first) = pts.next() else {
+        return Ok(0);
+    };
     let mut written = 0usize;
     let mut emit = |a: Vec2, b: Vec2, written: &mut usize| -> Result<(), ObservationError> {
-        let slot = out.get_mut(*written).ok_or(ObservationError::OutputTooShort)?;
+        let slot = out
+            .get_mut(*written)
+            .ok_or(ObservationError::OutputTooShort)?;
         let d = b - a;
         *slot = RoadSegment {
             center: (a + b) * 0.5,
@@ -442,7 +462,13 @@ mod tests {
         };
         let mut out = [0.0f32; OBS_DIM];
         let n = build(&cfg, &ego, &[partner], &[road], &mut out).unwrap();
-        assert_eq!(n, ObservationCounts { partners: 1, road_segments: 1 });
+        assert_eq!(
+            n,
+            ObservationCounts {
+                partners: 1,
+                road_segments: 1
+            }
+        );
         let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
         assert!(close(out[0], 0.05) && close(out[1], 0.15) && close(out[2], 2.0 / 15.0));
         assert!(close(out[3], 0.030) && close(out[4], -0.004) && out[5] == 0.0);
@@ -451,7 +477,10 @@ mod tests {
         let r = &out[cfg.road_offset()..cfg.road_offset() + 13];
         assert!(close(r[0], 0.0) && close(r[1], 0.005) && close(r[2], 0.02));
         assert!(r[5].abs() < 1e-6 && r[7] == 1.0 && r[6] == 0.0);
-        assert!(out[12..cfg.road_offset()].iter().all(|&v| v == 0.0), "empty slots zero");
+        assert!(
+            out[12..cfg.road_offset()].iter().all(|&v| v == 0.0),
+            "empty slots zero"
+        );
     }
 
     #[test]
@@ -467,11 +496,19 @@ mod tests {
 
     #[test]
     fn radius_capacity_and_order() {
-        let cfg = ObservationConfig { max_partners: 3, ..Default::default() };
+        let cfg = ObservationConfig {
+            max_partners: 3,
+            ..Default::default()
+        };
         let ego = ego_at(Pose::IDENTITY);
         let ps: Vec<PartnerView> = [40.0f32, 10.0, 60.0, 20.0, 5.0, 30.0]
             .iter()
-            .map(|&x| PartnerView { pose: Pose::new(x, 0.0, 0.0), speed: 1.0, length: 4.0, width: 2.0 })
+            .map(|&x| PartnerView {
+                pose: Pose::new(x, 0.0, 0.0),
+                speed: 1.0,
+                length: 4.0,
+                width: 2.0,
+            })
             .collect();
         let mut out = std::vec![0.0f32; cfg.len()];
         let n = build(&cfg, &ego, &ps, &[], &mut out).unwrap();
@@ -480,7 +517,11 @@ mod tests {
         assert_eq!(xs, [5.0, 10.0, 20.0]);
         // 200+ road candidates, all within range: exactly 200 slots filled, nearest.
         let roads: Vec<RoadSegment> = (0..500)
-            .map(|i| RoadSegment { center: Vec2::new(0.0, i as f32 * 0.05), kind: RoadKind::Lane, ..Default::default() })
+            .map(|i| RoadSegment {
+                center: Vec2::new(0.0, i as f32 * 0.05),
+                kind: RoadKind::Lane,
+                ..Default::default()
+            })
             .collect();
         let cfg = ObservationConfig::default();
         let mut out = std::vec![0.0f32; cfg.len()];
@@ -495,14 +536,29 @@ mod tests {
         let cfg = ObservationConfig::default();
         let ego = ego_at(Pose::IDENTITY);
         let mut short = [0.0f32; 10];
-        assert_eq!(build(&cfg, &ego, &[], &[], &mut short), Err(ObservationError::WrongLength));
+        assert_eq!(
+            build(&cfg, &ego, &[], &[], &mut short),
+            Err(ObservationError::WrongLength)
+        );
         let mut out = [0.0f32; OBS_DIM];
-        let bad = ObservationConfig { max_partners: 64, ..cfg };
-        assert_eq!(build(&bad, &ego, &[], &[], &mut out), Err(ObservationError::BadConfig));
+        let bad = ObservationConfig {
+            max_partners: 64,
+            ..cfg
+        };
+        assert_eq!(
+            build(&bad, &ego, &[], &[], &mut out),
+            Err(ObservationError::BadConfig)
+        );
         let nan_ego = ego_at(Pose::new(f32::NAN, 0.0, 0.0));
-        assert_eq!(build(&cfg, &nan_ego, &[], &[], &mut out), Err(ObservationError::NonFiniteEgo));
+        assert_eq!(
+            build(&cfg, &nan_ego, &[], &[], &mut out),
+            Err(ObservationError::NonFiniteEgo)
+        );
         assert!(out.iter().all(|&v| v == 0.0));
-        let nan_p = PartnerView { pose: Pose::new(f32::NAN, 1.0, 0.0), ..Default::default() };
+        let nan_p = PartnerView {
+            pose: Pose::new(f32::NAN, 1.0, 0.0),
+            ..Default::default()
+        };
         let n = build(&cfg, &ego, &[nan_p], &[], &mut out).unwrap();
         assert_eq!(n.partners, 0);
         assert!(out.iter().all(|v| v.is_finite()));
@@ -514,10 +570,20 @@ mod tests {
         let mut out = [RoadSegment::default(); 16];
         assert_eq!(polyline_segments(&line, RoadKind::Lane, &mut out), Ok(1));
         assert!((out[0].half_length - 5.0).abs() < 1e-6 && (out[0].center.x - 5.0).abs() < 1e-6);
-        let corner = [Vec2::new(0.0, 0.0), Vec2::new(10.0, 0.0), Vec2::new(10.0, 10.0)];
-        assert_eq!(polyline_segments(&corner, RoadKind::RoadEdge, &mut out), Ok(2));
+        let corner = [
+            Vec2::new(0.0, 0.0),
+            Vec2::new(10.0, 0.0),
+            Vec2::new(10.0, 10.0),
+        ];
+        assert_eq!(
+            polyline_segments(&corner, RoadKind::RoadEdge, &mut out),
+            Ok(2)
+        );
         assert!((out[1].yaw - FRAC_PI_2).abs() < 1e-6);
-        assert_eq!(polyline_segments(&[Vec2::new(3.0, 4.0)], RoadKind::StopSign, &mut out), Ok(1));
+        assert_eq!(
+            polyline_segments(&[Vec2::new(3.0, 4.0)], RoadKind::StopSign, &mut out),
+            Ok(1)
+        );
         assert_eq!(out[0].half_length, 0.0);
         assert_eq!(polyline_segments(&[], RoadKind::Lane, &mut out), Ok(0));
         assert_eq!(

@@ -30,7 +30,9 @@ pub struct Token {
 
 impl Token {
     /// Standing still.
-    pub const STILL: Token = Token { poses: [Pose::IDENTITY; 2] };
+    pub const STILL: Token = Token {
+        poses: [Pose::IDENTITY; 2],
+    };
 
     /// The end pose (+0.2 s).
     #[inline]
@@ -117,7 +119,8 @@ impl Vocabulary {
     fn refresh_corners(&mut self) {
         for kind in AgentKind::ALL {
             for i in 0..self.k {
-                self.corners[kind.index()][i] = box_corners(kind, self.tokens[kind.index()][i].end());
+                self.corners[kind.index()][i] =
+                    box_corners(kind, self.tokens[kind.index()][i].end());
             }
         }
     }
@@ -177,7 +180,9 @@ impl Vocabulary {
         if out.len() < n {
             return Err(TokenizerError::OutputTooShort);
         }
-        let Some(&start) = trajectory.first() else { return Ok(0) };
+        let Some(&start) = trajectory.first() else {
+            return Ok(0);
+        };
         let mut at = start;
         for (i, slot) in out.iter_mut().take(n).enumerate() {
             let target = trajectory[STEPS_PER_TOKEN * (i + 1)];
@@ -308,7 +313,11 @@ impl Vocabulary {
                 // Speeds spread quadratically: finer at low speed, where logs are dense.
                 let fr = (r + 1) as f32 / rows as f32;
                 let speed = max_speed * fr * fr;
-                let fc = if cols > 1 { c as f32 / (cols - 1) as f32 * 2.0 - 1.0 } else { 0.0 };
+                let fc = if cols > 1 {
+                    c as f32 / (cols - 1) as f32 * 2.0 - 1.0
+                } else {
+                    0.0
+                };
                 let yaw_rate = max_yaw_rate * fc * libm::fabsf(fc);
                 let mut t = Token::STILL;
                 for (s, p) in t.poses.iter_mut().enumerate() {
@@ -383,17 +392,35 @@ mod tests {
 
     #[test]
     fn bad_vocabularies_are_refused() {
-        assert_eq!(Vocabulary::kinematic_grid(0).unwrap_err(), TokenizerError::BadSize);
-        assert_eq!(Vocabulary::kinematic_grid(257).unwrap_err(), TokenizerError::BadSize);
+        assert_eq!(
+            Vocabulary::kinematic_grid(0).unwrap_err(),
+            TokenizerError::BadSize
+        );
+        assert_eq!(
+            Vocabulary::kinematic_grid(257).unwrap_err(),
+            TokenizerError::BadSize
+        );
         let t = [Token::STILL; 3];
-        assert_eq!(Vocabulary::new([&t, &t, &t[..2]]).unwrap_err(), TokenizerError::BadSize);
+        assert_eq!(
+            Vocabulary::new([&t, &t, &t[..2]]).unwrap_err(),
+            TokenizerError::BadSize
+        );
         let mut bad = t;
         bad[1].poses[0].x = f32::NAN;
-        assert_eq!(Vocabulary::new([&t, &bad, &t]).unwrap_err(), TokenizerError::NonFinite);
-        assert_eq!(Vocabulary::from_bytes(3, &[0u8; 10]).unwrap_err(), TokenizerError::BadLength);
+        assert_eq!(
+            Vocabulary::new([&t, &bad, &t]).unwrap_err(),
+            TokenizerError::NonFinite
+        );
+        assert_eq!(
+            Vocabulary::from_bytes(3, &[0u8; 10]).unwrap_err(),
+            TokenizerError::BadLength
+        );
         let mut nan = [0u8; Vocabulary::byte_len(1)];
         nan[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
-        assert_eq!(Vocabulary::from_bytes(1, &nan).unwrap_err(), TokenizerError::NonFinite);
+        assert_eq!(
+            Vocabulary::from_bytes(1, &nan).unwrap_err(),
+            TokenizerError::NonFinite
+        );
     }
 
     #[test]
@@ -402,7 +429,10 @@ mod tests {
         let mut buf = [0u8; Vocabulary::byte_len(200)];
         assert_eq!(v.write_bytes(&mut buf).unwrap(), buf.len());
         assert_eq!(Vocabulary::from_bytes(200, &buf).unwrap(), v);
-        assert_eq!(v.write_bytes(&mut buf[..10]).unwrap_err(), TokenizerError::OutputTooShort);
+        assert_eq!(
+            v.write_bytes(&mut buf[..10]).unwrap_err(),
+            TokenizerError::OutputTooShort
+        );
     }
 
     #[test]
@@ -410,7 +440,10 @@ mod tests {
         let v = vocab();
         let traj = [Pose::IDENTITY; 9];
         let mut out = [0u16; 3];
-        assert_eq!(v.encode(AgentKind::Vehicle, &traj, &mut out), Err(TokenizerError::OutputTooShort));
+        assert_eq!(
+            v.encode(AgentKind::Vehicle, &traj, &mut out),
+            Err(TokenizerError::OutputTooShort)
+        );
         assert_eq!(v.encode(AgentKind::Vehicle, &[], &mut out), Ok(0));
         let mut poses = [Pose::IDENTITY; 3];
         assert_eq!(
@@ -420,8 +453,13 @@ mod tests {
     }
 
     fn arb_tokens() -> impl Strategy<Value = (usize, Pose, std::vec::Vec<u16>)> {
-        (0usize..3, -1000.0f32..1000.0, -1000.0f32..1000.0, -3.1f32..3.1,
-         proptest::collection::vec(0u16..200, 1..40))
+        (
+            0usize..3,
+            -1000.0f32..1000.0,
+            -1000.0f32..1000.0,
+            -3.1f32..3.1,
+            proptest::collection::vec(0u16..200, 1..40),
+        )
             .prop_map(|(k, x, y, yaw, toks)| (k, Pose::new(x, y, yaw), toks))
     }
 

@@ -22,12 +22,18 @@ impl Location {
 
     /// A record.
     pub fn record(record: usize) -> Self {
-        Self { record: Some(record), field: None }
+        Self {
+            record: Some(record),
+            field: None,
+        }
     }
 
     /// A field of a record.
     pub fn field(record: Option<usize>, field: impl Into<String>) -> Self {
-        Self { record, field: Some(field.into()) }
+        Self {
+            record,
+            field: Some(field.into()),
+        }
     }
 }
 
@@ -70,12 +76,19 @@ pub enum DataError {
 impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io { path: path.to_path_buf(), source }
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Malformed content in `path` at `location`.
     pub fn invalid(path: &Path, location: Location, message: impl Into<String>) -> Self {
-        DataError::Invalid { path: path.to_path_buf(), location, message: message.into() }
+        DataError::Invalid {
+            path: path.to_path_buf(),
+            location,
+            message: message.into(),
+        }
     }
 
     /// The file this error is about.

@@ -40,6 +40,10 @@ mod tests {
     #[test]
     fn shipped_data_is_found() {
         let readme = shared_data("README.md");
-        assert!(readme.is_file(), "expected the shared data at {}", readme.display());
+        assert!(
+            readme.is_file(),
+            "expected the shared data at {}",
+            readme.display()
+        );
     }
 }

@@ -314,7 +314,10 @@ impl SignalState {
 
     /// True for the states an agent must stop at (red, red arrow, flashing red).
     pub fn is_red(self) -> bool {
-        matches!(self, SignalState::Stop | SignalState::ArrowStop | SignalState::FlashingStop)
+        matches!(
+            self,
+            SignalState::Stop | SignalState::ArrowStop | SignalState::FlashingStop
+        )
     }
 }
 
@@ -383,7 +386,11 @@ impl Scene {
     /// Tracks the WOSAC metrics score: the self-driving car plus the tracks to predict
     /// (deduplicated, in track order). For synthetic scenes, every track to predict.
     pub fn evaluated_tracks(&self) -> Vec<usize> {
-        let mut v: Vec<usize> = self.tracks_to_predict.iter().map(|t| t.track_index).collect();
+        let mut v: Vec<usize> = self
+            .tracks_to_predict
+            .iter()
+            .map(|t| t.track_index)
+            .collect();
         if let Some(s) = self.sdc_index {
             v.push(s);
         }
