@@ -108,7 +108,13 @@ fn exp_nonpositive(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Adding 1.5 * 2^23 rounds to an integer in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
-    let x = if x < -87.0 { -87.0 } else if x > 0.0 { 0.0 } else { x };
+    let x = if x < -87.0 {
+        -87.0
+    } else if x > 0.0 {
+        0.0
+    } else {
+        x
+    };
     let t = x * LOG2E + ROUND;
     let n = t - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
@@ -116,7 +122,8 @@ fn exp_nonpositive(x: f32) -> f32 {
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     // 2^n from the exponent bits; n is in [-126, 0].
     let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let scale = f32::from_bits(((ni + 127) as u32) << 23);
@@ -142,7 +149,8 @@ pub fn tanh_fast(x: f32) -> f32 {
                     + a2 * (-17.0 / 315.0
                         + a2 * (62.0 / 2835.0
                             + a2 * (-1382.0 / 155_925.0
-                                + a2 * (21_844.0 / 6_081_075.0 + a2 * (-929_569.0 / 638_512_875.0))))))));
+                                + a2 * (21_844.0 / 6_081_075.0
+                                    + a2 * (-929_569.0 / 638_512_875.0))))))));
     let e = exp_nonpositive(-2.0 * a);
     let large = (1.0 - e) / (1.0 + e);
     let t = if a < 0.5 { small } else { large };

@@ -92,7 +92,11 @@ impl PolicyDims {
             && self.actions as usize <= MAX_ACTIONS
             && self.max_partners as usize <= crate::observation::MAX_PARTNERS
             && self.max_road_segments as usize <= crate::observation::MAX_ROAD_SEGMENTS;
-        if ok { Ok(()) } else { Err(PolicyError::BadDims) }
+        if ok {
+            Ok(())
+        } else {
+            Err(PolicyError::BadDims)
+        }
     }
 
     /// Length of the observation this policy reads.
@@ -187,7 +191,15 @@ impl EncoderLayout {
         let beta = gamma + HIDDEN;
         let l2_w = beta + HIDDEN;
         let l2_b = l2_w + HIDDEN * HIDDEN;
-        Self { d, l1_w, l1_b, gamma, beta, l2_w, l2_b }
+        Self {
+            d,
+            l1_w,
+            l1_b,
+            gamma,
+            beta,
+            l2_w,
+            l2_b,
+        }
     }
     const fn end(&self) -> usize {
         self.l2_b + HIDDEN
@@ -250,7 +262,19 @@ impl ParamLayout {
         let critic_w = actor_b + actions;
         let critic_b = critic_w + FUSED;
         let total = critic_b + 1;
-        Self { ego, partner, road, fuse_w, fuse_b, actor_w, actor_b, critic_w, critic_b, total, actions }
+        Self {
+            ego,
+            partner,
+            road,
+            fuse_w,
+            fuse_b,
+            actor_w,
+            actor_b,
+            critic_w,
+            critic_b,
+            total,
+            actions,
+        }
     }
 
     /// Total parameters.
@@ -263,30 +287,145 @@ impl ParamLayout {
         const SQRT2: f32 = core::f32::consts::SQRT_2;
         let enc = |e: &EncoderLayout, names: [&'static str; 6]| {
             [
-                TensorSpec { name: names[0], offset: e.l1_w, rows: e.d, cols: HIDDEN, init: TensorInit::Orthogonal(SQRT2) },
-                TensorSpec { name: names[1], offset: e.l1_b, rows: HIDDEN, cols: 1, init: TensorInit::Constant(0.0) },
-                TensorSpec { name: names[2], offset: e.gamma, rows: HIDDEN, cols: 1, init: TensorInit::Constant(1.0) },
-                TensorSpec { name: names[3], offset: e.beta, rows: HIDDEN, cols: 1, init: TensorInit::Constant(0.0) },
-                TensorSpec { name: names[4], offset: e.l2_w, rows: HIDDEN, cols: HIDDEN, init: TensorInit::Orthogonal(SQRT2) },
-                TensorSpec { name: names[5], offset: e.l2_b, rows: HIDDEN, cols: 1, init: TensorInit::Constant(0.0) },
+                TensorSpec {
+                    name: names[0],
+                    offset: e.l1_w,
+                    rows: e.d,
+                    cols: HIDDEN,
+                    init: TensorInit::Orthogonal(SQRT2),
+                },
+                TensorSpec {
+                    name: names[1],
+                    offset: e.l1_b,
+                    rows: HIDDEN,
+                    cols: 1,
+                    init: TensorInit::Constant(0.0),
+                },
+                TensorSpec {
+                    name: names[2],
+                    offset: e.gamma,
+                    rows: HIDDEN,
+                    cols: 1,
+                    init: TensorInit::Constant(1.0),
+                },
+                TensorSpec {
+                    name: names[3],
+                    offset: e.beta,
+                    rows: HIDDEN,
+                    cols: 1,
+                    init: TensorInit::Constant(0.0),
+                },
+                TensorSpec {
+                    name: names[4],
+                    offset: e.l2_w,
+                    rows: HIDDEN,
+                    cols: HIDDEN,
+                    init: TensorInit::Orthogonal(SQRT2),
+                },
+                TensorSpec {
+                    name: names[5],
+                    offset: e.l2_b,
+                    rows: HIDDEN,
+                    cols: 1,
+                    init: TensorInit::Constant(0.0),
+                },
             ]
         };
-        let e = enc(&self.ego, ["ego.l1.w", "ego.l1.b", "ego.ln.gamma", "ego.ln.beta", "ego.l2.w", "ego.l2.b"]);
+        let e = enc(
+            &self.ego,
+            [
+                "ego.l1.w",
+                "ego.l1.b",
+                "ego.ln.gamma",
+                "ego.ln.beta",
+                "ego.l2.w",
+                "ego.l2.b",
+            ],
+        );
         let p = enc(
             &self.partner,
-            ["partner.l1.w", "partner.l1.b", "partner.ln.gamma", "partner.ln.beta", "partner.l2.w", "partner.l2.b"],
+            [
+                "partner.l1.w",
+                "partner.l1.b",
+                "partner.ln.gamma",
+                "partner.ln.beta",
+                "partner.l2.w",
+                "partner.l2.b",
+            ],
         );
-        let r = enc(&self.road, ["road.l1.w", "road.l1.b", "road.ln.gamma", "road.ln.beta", "road.l2.w", "road.l2.b"]);
+        let r = enc(
+            &self.road,
+            [
+                "road.l1.w",
+                "road.l1.b",
+                "road.ln.gamma",
+                "road.ln.beta",
+                "road.l2.w",
+                "road.l2.b",
+            ],
+        );
         let k = self.actions;
         [
-            e[0], e[1], e[2], e[3], e[4], e[5], p[0], p[1], p[2], p[3], p[4], p[5], r[0], r[1], r[2], r[3],
-            r[4], r[5],
-            TensorSpec { name: "fuse.w", offset: self.fuse_w, rows: CONCAT, cols: FUSED, init: TensorInit::Orthogonal(SQRT2) },
-            TensorSpec { name: "fuse.b", offset: self.fuse_b, rows: FUSED, cols: 1, init: TensorInit::Constant(0.0) },
-            TensorSpec { name: "actor.w", offset: self.actor_w, rows: FUSED, cols: k, init: TensorInit::Orthogonal(0.01) },
-            TensorSpec { name: "actor.b", offset: self.actor_b, rows: k, cols: 1, init: TensorInit::Constant(0.0) },
-            TensorSpec { name: "critic.w", offset: self.critic_w, rows: FUSED, cols: 1, init: TensorInit::Orthogonal(1.0) },
-            TensorSpec { name: "critic.b", offset: self.critic_b, rows: 1, cols: 1, init: TensorInit::Constant(0.0) },
+            e[0],
+            e[1],
+            e[2],
+            e[3],
+            e[4],
+            e[5],
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            p[5],
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            TensorSpec {
+                name: "fuse.w",
+                offset: self.fuse_w,
+                rows: CONCAT,
+                cols: FUSED,
+                init: TensorInit::Orthogonal(SQRT2),
+            },
+            TensorSpec {
+                name: "fuse.b",
+                offset: self.fuse_b,
+                rows: FUSED,
+                cols: 1,
+                init: TensorInit::Constant(0.0),
+            },
+            TensorSpec {
+                name: "actor.w",
+                offset: self.actor_w,
+                rows: FUSED,
+                cols: k,
+                init: TensorInit::Orthogonal(0.01),
+            },
+            TensorSpec {
+                name: "actor.b",
+                offset: self.actor_b,
+                rows: k,
+                cols: 1,
+                init: TensorInit::Constant(0.0),
+            },
+            TensorSpec {
+                name: "critic.w",
+                offset: self.critic_w,
+                rows: FUSED,
+                cols: 1,
+                init: TensorInit::Orthogonal(1.0),
+            },
+            TensorSpec {
+                name: "critic.b",
+                offset: self.critic_b,
+                rows: 1,
+                cols: 1,
+                init: TensorInit::Constant(0.0),
+            },
         ]
     }
 }
@@ -332,7 +471,11 @@ pub fn init_params(dims: &PolicyDims, seed: u64, out: &mut [f32]) -> Result<(), 
 fn orthonormalize(m: &mut [f32], rows: usize, cols: usize) {
     // Vector v, element e lives at index(v, e).
     let (count, len, index): (usize, usize, fn(usize, usize, usize, usize) -> usize) =
-        if cols <= rows { (cols, rows, |v, e, _r, c| e * c + v) } else { (rows, cols, |v, e, _r, c| v * c + e) };
+        if cols <= rows {
+            (cols, rows, |v, e, _r, c| e * c + v)
+        } else {
+            (rows, cols, |v, e, _r, c| v * c + e)
+        };
     for v in 0..count {
         for u in 0..v {
             let mut dot = 0.0f64;
@@ -350,7 +493,11 @@ fn orthonormalize(m: &mut [f32], rows: usize, cols: usize) {
             let x = m[index(v, e, rows, cols)] as f64;
             norm += x * x;
         }
-        let inv = if norm > 1e-30 { 1.0 / libm::sqrt(norm) } else { 0.0 };
+        let inv = if norm > 1e-30 {
+            1.0 / libm::sqrt(norm)
+        } else {
+            0.0
+        };
         for e in 0..len {
             let i = index(v, e, rows, cols);
             m[i] = (m[i] as f64 * inv) as f32;
@@ -412,7 +559,13 @@ impl<'w> Policy<'w> {
         if params.iter().any(|w| !(w.abs() <= MAX_WEIGHT_MAGNITUDE)) {
             return Err(PolicyError::BadWeight);
         }
-        let mut p = Self { params, dims, layout, empty_partner: [0.0; HIDDEN], empty_road: [0.0; HIDDEN] };
+        let mut p = Self {
+            params,
+            dims,
+            layout,
+            empty_partner: [0.0; HIDDEN],
+            empty_road: [0.0; HIDDEN],
+        };
         let mut scratch = [0.0f32; HIDDEN];
         p.encode(&p.layout.partner, &[0.0; PARTNER_FEATURES], &mut scratch);
         p.empty_partner = scratch;
@@ -449,13 +602,34 @@ impl<'w> Policy<'w> {
     /// One encoder pass: Linear -> LayerNorm -> tanh -> Linear.
     fn encode(&self, e: &EncoderLayout, x: &[f32], out: &mut [f32; HIDDEN]) {
         let mut h = [0.0f32; HIDDEN];
-        linear(x, self.slice(e.l1_w, e.d * HIDDEN), self.slice(e.l1_b, HIDDEN), &mut h);
-        layer_norm_tanh(&mut h, self.slice(e.gamma, HIDDEN), self.slice(e.beta, HIDDEN));
-        linear(&h, self.slice(e.l2_w, HIDDEN * HIDDEN), self.slice(e.l2_b, HIDDEN), out);
+        linear(
+            x,
+            self.slice(e.l1_w, e.d * HIDDEN),
+            self.slice(e.l1_b, HIDDEN),
+            &mut h,
+        );
+        layer_norm_tanh(
+            &mut h,
+            self.slice(e.gamma, HIDDEN),
+            self.slice(e.beta, HIDDEN),
+        );
+        linear(
+            &h,
+            self.slice(e.l2_w, HIDDEN * HIDDEN),
+            self.slice(e.l2_b, HIDDEN),
+            out,
+        );
     }
 
     /// Max-pooled encoding of `slots` (each `width` long); empty slots use `empty`.
-    fn pool(&self, e: &EncoderLayout, slots: &[f32], width: usize, empty: &[f32; HIDDEN], out: &mut [f32]) {
+    fn pool(
+        &self,
+        e: &EncoderLayout,
+        slots: &[f32],
+        width: usize,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
         let mut any = false;
         let mut seen_empty = false;
         let mut enc = [0.0f32; HIDDEN];
@@ -497,8 +671,20 @@ impl<'w> Policy<'w> {
         let mut e = [0.0f32; HIDDEN];
         self.encode(&self.layout.ego, ego, &mut e);
         c_ego.copy_from_slice(&e);
-        self.pool(&self.layout.partner, partners, PARTNER_FEATURES, &self.empty_partner, c_partner);
-        self.pool(&self.layout.road, roads, ROAD_FEATURES, &self.empty_road, c_road);
+        self.pool(
+            &self.layout.partner,
+            partners,
+            PARTNER_FEATURES,
+            &self.empty_partner,
+            c_partner,
+        );
+        self.pool(
+            &self.layout.road,
+            roads,
+            ROAD_FEATURES,
+            &self.empty_road,
+            c_road,
+        );
     }
 
     fn check_observation(&self, obs: &[f32]) -> Result<(), PolicyError> {
@@ -527,11 +713,26 @@ impl<'w> Policy<'w> {
         let mut concat = [0.0f32; CONCAT];
         self.features(obs, &mut concat);
         let mut hidden = [0.0f32; FUSED];
-        linear(&concat, self.slice(self.layout.fuse_w, CONCAT * FUSED), self.slice(self.layout.fuse_b, FUSED), &mut hidden);
+        linear(
+            &concat,
+            self.slice(self.layout.fuse_w, CONCAT * FUSED),
+            self.slice(self.layout.fuse_b, FUSED),
+            &mut hidden,
+        );
         let k = self.actions();
-        linear(&hidden, self.slice(self.layout.actor_w, FUSED * k), self.slice(self.layout.actor_b, k), logits);
+        linear(
+            &hidden,
+            self.slice(self.layout.actor_w, FUSED * k),
+            self.slice(self.layout.actor_b, k),
+            logits,
+        );
         let mut value = [0.0f32; 1];
-        linear(&hidden, self.slice(self.layout.critic_w, FUSED), self.slice(self.layout.critic_b, 1), &mut value);
+        linear(
+            &hidden,
+            self.slice(self.layout.critic_w, FUSED),
+            self.slice(self.layout.critic_b, 1),
+            &mut value,
+        );
         Ok(value[0])
     }
 
@@ -546,7 +747,12 @@ impl<'w> Policy<'w> {
     /// # Errors
     /// As [`Policy::forward`]; nothing is written past the first bad observation's
     /// tile.
-    pub fn forward_batch(&self, obs: &[f32], logits: &mut [f32], values: &mut [f32]) -> Result<(), PolicyError> {
+    pub fn forward_batch(
+        &self,
+        obs: &[f32],
+        logits: &mut [f32],
+        values: &mut [f32],
+    ) -> Result<(), PolicyError> {
         let n = values.len();
         let (d, k) = (self.observation_len(), self.actions());
         if obs.len() != n * d {
@@ -557,7 +763,10 @@ impl<'w> Policy<'w> {
         }
         let mut concat = [[0.0f32; CONCAT]; BATCH_TILE];
         let mut hidden = [[0.0f32; FUSED]; BATCH_TILE];
-        let tiles = obs.chunks(d * BATCH_TILE).zip(logits.chunks_mut(k * BATCH_TILE)).zip(values.chunks_mut(BATCH_TILE));
+        let tiles = obs
+            .chunks(d * BATCH_TILE)
+            .zip(logits.chunks_mut(k * BATCH_TILE))
+            .zip(values.chunks_mut(BATCH_TILE));
         for ((obs_t, logits_t), values_t) in tiles {
             let m = values_t.len();
             for (o, c) in obs_t.chunks_exact(d).zip(concat.iter_mut()) {
@@ -573,11 +782,22 @@ impl<'w> Policy<'w> {
             );
             let fused: [&[f32]; BATCH_TILE] = core::array::from_fn(|i| hidden[i].as_slice());
             let mut outs = logits_t.chunks_exact_mut(k);
-            let mut rows: [&mut [f32]; BATCH_TILE] = core::array::from_fn(|_| outs.next().unwrap_or(&mut []));
-            linear_rows(&fused[..m], self.slice(self.layout.actor_w, FUSED * k), self.slice(self.layout.actor_b, k), &mut rows[..m]);
+            let mut rows: [&mut [f32]; BATCH_TILE] =
+                core::array::from_fn(|_| outs.next().unwrap_or(&mut []));
+            linear_rows(
+                &fused[..m],
+                self.slice(self.layout.actor_w, FUSED * k),
+                self.slice(self.layout.actor_b, k),
+                &mut rows[..m],
+            );
             for (h, v) in hidden[..m].iter().zip(values_t.iter_mut()) {
                 let mut out = [0.0f32; 1];
-                linear(h, self.slice(self.layout.critic_w, FUSED), self.slice(self.layout.critic_b, 1), &mut out);
+                linear(
+                    h,
+                    self.slice(self.layout.critic_w, FUSED),
+                    self.slice(self.layout.critic_b, 1),
+                    &mut out,
+                );
                 *v = out[0];
             }
         }
@@ -589,13 +809,22 @@ impl<'w> Policy<'w> {
     ///
     /// # Errors
     /// As [`Policy::forward`]; [`PolicyError::BadSampling`] for a bad temperature.
-    pub fn act(&self, obs: &[f32], selection: Selection, rng: &mut Rng) -> Result<Action, PolicyError> {
+    pub fn act(
+        &self,
+        obs: &[f32],
+        selection: Selection,
+        rng: &mut Rng,
+    ) -> Result<Action, PolicyError> {
         let mut logits = [0.0f32; MAX_ACTIONS];
         let k = self.actions();
         let logits = logits.get_mut(..k).ok_or(PolicyError::BadDims)?;
         let value = self.forward(obs, logits)?;
         let token = select(logits, selection, rng)?;
-        Ok(Action { token, log_prob: log_softmax_at(logits, token as usize), value })
+        Ok(Action {
+            token,
+            log_prob: log_softmax_at(logits, token as usize),
+            value,
+        })
     }
 }
 
@@ -617,7 +846,11 @@ pub fn select(logits: &[f32], selection: Selection, rng: &mut Rng) -> Result<u16
             if !(temperature > 0.0 && temperature.is_finite()) {
                 return Err(PolicyError::BadSampling);
             }
-            let k = if top_k == 0 || top_k as usize > logits.len() { logits.len() } else { top_k as usize };
+            let k = if top_k == 0 || top_k as usize > logits.len() {
+                logits.len()
+            } else {
+                top_k as usize
+            };
             // The k largest, by insertion into a sorted prefix (k <= 256).
             let mut idx = [0u16; MAX_ACTIONS];
             let mut n = 0usize;
@@ -673,7 +906,9 @@ pub fn argmax(logits: &[f32]) -> usize {
 
 /// `log softmax(logits)[i]`, computed stably; `-inf` for an index out of range.
 pub fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
-    let Some(&li) = logits.get(i) else { return f32::NEG_INFINITY };
+    let Some(&li) = logits.get(i) else {
+        return f32::NEG_INFINITY;
+    };
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
     for &l in logits {
@@ -736,9 +971,11 @@ fn linear_tile<const IN: usize, const OUT: usize>(
     b: &[f32],
     outs: &mut [[f32; OUT]],
 ) {
-    let rows: [&[f32]; BATCH_TILE] = core::array::from_fn(|i| xs.get(i).map_or(&[][..], |x| &x[..n_in]));
+    let rows: [&[f32]; BATCH_TILE] =
+        core::array::from_fn(|i| xs.get(i).map_or(&[][..], |x| &x[..n_in]));
     let mut it = outs.iter_mut();
-    let mut out_rows: [&mut [f32]; BATCH_TILE] = core::array::from_fn(|_| it.next().map_or(&mut [][..], |o| &mut o[..]));
+    let mut out_rows: [&mut [f32]; BATCH_TILE] =
+        core::array::from_fn(|_| it.next().map_or(&mut [][..], |o| &mut o[..]));
     let m = xs.len().min(BATCH_TILE);
     linear_rows(&rows[..m], w, b, &mut out_rows[..m]);
 }
@@ -746,7 +983,9 @@ fn linear_tile<const IN: usize, const OUT: usize>(
 /// `m` independent [`linear`]s sharing one weight matrix: each weight row is loaded
 /// once for all rows of the tile. Per output the sum order is that of [`linear`].
 fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
-    let Some(n_out) = outs.first().map(|o| o.len()) else { return };
+    let Some(n_out) = outs.first().map(|o| o.len()) else {
+        return;
+    };
     let n_in = xs.first().map_or(0, |x| x.len());
     let mut j0 = 0;
     while j0 < n_out {
@@ -756,7 +995,9 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
             a[..width].copy_from_slice(b.get(j0..j0 + width).unwrap_or(&[0.0; BLOCK][..width]));
         }
         for i in 0..n_in {
-            let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + width) else { break };
+            let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + width) else {
+                break;
+            };
             for (a, x) in acc.iter_mut().zip(xs.iter()) {
                 let xi = x.get(i).copied().unwrap_or(0.0);
                 if xi == 0.0 {
@@ -831,7 +1072,9 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(j, &v)| {
-                    (((v as f64 - mean) / (var + 1e-5).sqrt()) * p[e.gamma + j] as f64 + p[e.beta + j] as f64).tanh() as f32
+                    (((v as f64 - mean) / (var + 1e-5).sqrt()) * p[e.gamma + j] as f64
+                        + p[e.beta + j] as f64)
+                        .tanh() as f32
                 })
                 .collect();
             lin(&h, e.l2_w, e.l2_b, HIDDEN)
@@ -885,7 +1128,13 @@ mod tests {
         let sum: usize = specs.iter().map(|t| t.rows * t.cols).sum();
         assert_eq!(sum, 65_289);
         for w in specs.windows(2) {
-            assert_eq!(w[0].offset + w[0].rows * w[0].cols, w[1].offset, "{} then {}", w[0].name, w[1].name);
+            assert_eq!(
+                w[0].offset + w[0].rows * w[0].cols,
+                w[1].offset,
+                "{} then {}",
+                w[0].name,
+                w[1].name
+            );
         }
     }
 
@@ -903,16 +1152,32 @@ mod tests {
                 TensorInit::Constant(c) => assert!(block.iter().all(|&v| v == c), "{}", t.name),
                 TensorInit::Orthogonal(g) => {
                     // Vectors of the shorter family have norm g and are orthogonal.
-                    let (count, len, at): (usize, usize, std::boxed::Box<dyn Fn(usize, usize) -> f32>) = if t.cols <= t.rows {
-                        (t.cols, t.rows, std::boxed::Box::new(|v, e| block[e * t.cols + v]))
+                    let (count, len, at): (
+                        usize,
+                        usize,
+                        std::boxed::Box<dyn Fn(usize, usize) -> f32>,
+                    ) = if t.cols <= t.rows {
+                        (
+                            t.cols,
+                            t.rows,
+                            std::boxed::Box::new(|v, e| block[e * t.cols + v]),
+                        )
                     } else {
-                        (t.rows, t.cols, std::boxed::Box::new(|v, e| block[v * t.cols + e]))
+                        (
+                            t.rows,
+                            t.cols,
+                            std::boxed::Box::new(|v, e| block[v * t.cols + e]),
+                        )
                     };
                     for a in 0..count.min(6) {
                         for b in 0..count.min(6) {
                             let dot: f32 = (0..len).map(|e| at(a, e) * at(b, e)).sum();
                             let want = if a == b { g * g } else { 0.0 };
-                            assert!((dot - want).abs() < 1e-4 * g * g.max(1.0), "{} {a} {b}: {dot}", t.name);
+                            assert!(
+                                (dot - want).abs() < 1e-4 * g * g.max(1.0),
+                                "{} {a} {b}: {dot}",
+                                t.name
+                            );
                         }
                     }
                 }
@@ -950,7 +1215,12 @@ mod tests {
         let d = dims.observation_len();
         let mut obs = vec![0.0; n * d];
         for i in 0..n {
-            obs[i * d..(i + 1) * d].copy_from_slice(&sample_obs(&dims, 100 + i as u64, i % 7, (i * 13) % 200));
+            obs[i * d..(i + 1) * d].copy_from_slice(&sample_obs(
+                &dims,
+                100 + i as u64,
+                i % 7,
+                (i * 13) % 200,
+            ));
         }
         let mut logits = vec![0.0; n * 200];
         let mut values = vec![0.0; n];
@@ -966,10 +1236,16 @@ mod tests {
     #[test]
     fn bad_inputs_are_errors() {
         let (dims, mut p) = policy_params(1);
-        assert_eq!(Policy::new(dims, &p[1..]).unwrap_err(), PolicyError::WrongParamCount);
+        assert_eq!(
+            Policy::new(dims, &p[1..]).unwrap_err(),
+            PolicyError::WrongParamCount
+        );
         let bad_dims = PolicyDims { actions: 0, ..dims };
         assert_eq!(Policy::new(bad_dims, &p).unwrap_err(), PolicyError::BadDims);
-        let big = PolicyDims { max_partners: 64, ..dims };
+        let big = PolicyDims {
+            max_partners: 64,
+            ..dims
+        };
         assert_eq!(Policy::new(big, &p).unwrap_err(), PolicyError::BadDims);
         p[7] = f32::NAN;
         assert_eq!(Policy::new(dims, &p).unwrap_err(), PolicyError::BadWeight);
@@ -979,16 +1255,31 @@ mod tests {
         let pol = Policy::new(dims, &p).unwrap();
         let mut logits = vec![0.0; 200];
         let mut obs = vec![0.0; dims.observation_len()];
-        assert_eq!(pol.forward(&obs[1..], &mut logits), Err(PolicyError::WrongObservationLength));
-        assert_eq!(pol.forward(&obs, &mut logits[1..]), Err(PolicyError::WrongOutputLength));
+        assert_eq!(
+            pol.forward(&obs[1..], &mut logits),
+            Err(PolicyError::WrongObservationLength)
+        );
+        assert_eq!(
+            pol.forward(&obs, &mut logits[1..]),
+            Err(PolicyError::WrongOutputLength)
+        );
         obs[100] = f32::INFINITY;
-        assert_eq!(pol.forward(&obs, &mut logits), Err(PolicyError::BadObservation));
+        assert_eq!(
+            pol.forward(&obs, &mut logits),
+            Err(PolicyError::BadObservation)
+        );
         obs[100] = 0.0;
         let mut rng = Rng::new(0);
-        let bad = Selection::Sample { temperature: 0.0, top_k: 0 };
+        let bad = Selection::Sample {
+            temperature: 0.0,
+            top_k: 0,
+        };
         assert_eq!(pol.act(&obs, bad, &mut rng), Err(PolicyError::BadSampling));
         let mut values = vec![0.0; 2];
-        assert_eq!(pol.forward_batch(&obs, &mut logits, &mut values), Err(PolicyError::WrongObservationLength));
+        assert_eq!(
+            pol.forward_batch(&obs, &mut logits, &mut values),
+            Err(PolicyError::WrongObservationLength)
+        );
     }
 
     #[test]
@@ -999,7 +1290,15 @@ mod tests {
         // top-2 keeps tokens 1 and 3 only; both are sampled about equally.
         let mut counts = [0u32; 5];
         for _ in 0..4000 {
-            let t = select(&logits, Selection::Sample { temperature: 1.0, top_k: 2 }, &mut rng).unwrap();
+            let t = select(
+                &logits,
+                Selection::Sample {
+                    temperature: 1.0,
+                    top_k: 2,
+                },
+                &mut rng,
+            )
+            .unwrap();
             counts[t as usize] += 1;
         }
         assert_eq!(counts[0] + counts[2] + counts[4], 0);
@@ -1007,17 +1306,36 @@ mod tests {
         // Full sampling follows the softmax: token 2 vs token 0 about e^1.
         let mut counts = [0u32; 5];
         for _ in 0..20000 {
-            let t = select(&logits, Selection::Sample { temperature: 1.0, top_k: 0 }, &mut rng).unwrap();
+            let t = select(
+                &logits,
+                Selection::Sample {
+                    temperature: 1.0,
+                    top_k: 0,
+                },
+                &mut rng,
+            )
+            .unwrap();
             counts[t as usize] += 1;
         }
         let ratio = counts[2] as f32 / counts[0] as f32;
         assert!((2.3..3.2).contains(&ratio), "{counts:?}");
         // A tiny temperature is argmax-like.
-        let t = select(&[0.0, 1.0, 0.5], Selection::Sample { temperature: 1e-3, top_k: 0 }, &mut rng).unwrap();
+        let t = select(
+            &[0.0, 1.0, 0.5],
+            Selection::Sample {
+                temperature: 1e-3,
+                top_k: 0,
+            },
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(t, 1);
         let nan = [f32::NAN, 1.0];
         assert_eq!(select(&nan, Selection::Argmax, &mut rng), Ok(1));
-        assert_eq!(select(&[], Selection::Argmax, &mut rng), Err(PolicyError::WrongOutputLength));
+        assert_eq!(
+            select(&[], Selection::Argmax, &mut rng),
+            Err(PolicyError::WrongOutputLength)
+        );
         let lp = log_softmax_at(&logits, 1);
         let direct = 3.0 - logits.iter().map(|l| (*l as f64).exp()).sum::<f64>().ln() as f32;
         assert!((lp - direct).abs() < 1e-5);
@@ -1028,7 +1346,10 @@ mod tests {
         let (dims, p) = policy_params(2);
         let pol = Policy::new(dims, &p).unwrap();
         let obs = sample_obs(&dims, 3, 4, 30);
-        let sel = Selection::Sample { temperature: 1.0, top_k: 16 };
+        let sel = Selection::Sample {
+            temperature: 1.0,
+            top_k: 16,
+        };
         let a = pol.act(&obs, sel, &mut Rng::new(42)).unwrap();
         let b = pol.act(&obs, sel, &mut Rng::new(42)).unwrap();
         assert_eq!(a, b);

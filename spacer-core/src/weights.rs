@@ -72,7 +72,10 @@ impl BlobHeader {
 
     /// The observation layout the policy reads.
     pub fn observation(&self) -> ObservationConfig {
-        ObservationConfig { radius: self.radius, ..self.dims.observation_config() }
+        ObservationConfig {
+            radius: self.radius,
+            ..self.dims.observation_config()
+        }
     }
 
     fn check(&self) -> Result<(), WeightsError> {
@@ -172,7 +175,10 @@ impl<'a> TokenTable<'a> {
         if bytes.len() != Vocabulary::byte_len(k) {
             return Err(TokenizerError::BadLength);
         }
-        if bytes.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()) {
+        if bytes
+            .chunks_exact(4)
+            .any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+        {
             return Err(TokenizerError::NonFinite);
         }
         Ok(Self { k, bytes })
@@ -324,7 +330,11 @@ impl<'a> Blob<'a> {
         if bad {
             return Err(WeightsError::BadWeight);
         }
-        Ok(Self { header, tokens, params })
+        Ok(Self {
+            header,
+            tokens,
+            params,
+        })
     }
 
     /// The header.
@@ -382,7 +392,12 @@ impl<'a> Blob<'a> {
         'a: 'p,
     {
         let policy = Policy::new(self.header.dims, params)?;
-        Ok(Model { policy, tokens: self.tokens, observation: self.header.observation(), header: self.header })
+        Ok(Model {
+            policy,
+            tokens: self.tokens,
+            observation: self.header.observation(),
+            header: self.header,
+        })
     }
 }
 
@@ -435,11 +450,15 @@ pub fn write_blob(
     if out.len() < total {
         return Err(WeightsError::OutputTooShort);
     }
-    let head = postcard::to_slice(header, out).map_err(|_| WeightsError::OutputTooShort)?.len();
+    let head = postcard::to_slice(header, out)
+        .map_err(|_| WeightsError::OutputTooShort)?
+        .len();
     let mut at = head;
     let vlen = Vocabulary::byte_len(k);
     at += write_varint(vlen as u64, &mut out[at..])?;
-    vocabulary.write_bytes(&mut out[at..at + vlen]).map_err(|_| WeightsError::OutputTooShort)?;
+    vocabulary
+        .write_bytes(&mut out[at..at + vlen])
+        .map_err(|_| WeightsError::OutputTooShort)?;
     at += vlen;
     let plen = 4 * params.len();
     let pad = padding_for(at, plen);
@@ -491,9 +510,15 @@ mod tests {
         init_params(&PolicyDims::default(), 1, &mut want).unwrap();
         assert_eq!(params, &want[..]);
         let model = blob.model().unwrap();
-        assert_eq!(model.tokens.to_vocabulary().unwrap(), Vocabulary::kinematic_grid(200).unwrap());
+        assert_eq!(
+            model.tokens.to_vocabulary().unwrap(),
+            Vocabulary::kinematic_grid(200).unwrap()
+        );
         let v = Vocabulary::kinematic_grid(200).unwrap();
-        assert_eq!(model.tokens.get(AgentKind::Cyclist, 17), v.get(AgentKind::Cyclist, 17).copied());
+        assert_eq!(
+            model.tokens.get(AgentKind::Cyclist, 17),
+            v.get(AgentKind::Cyclist, 17).copied()
+        );
         assert_eq!(model.tokens.get(AgentKind::Cyclist, 200), None);
         assert_eq!(model.observation, ObservationConfig::default());
     }
@@ -513,7 +538,10 @@ mod tests {
         assert_eq!(wire.header.magic, MAGIC);
         assert_eq!(wire.vocabulary.len(), Vocabulary::byte_len(200));
         assert_eq!(wire.params.len(), 4 * 65_289);
-        assert_eq!((wire.params.as_ptr() as usize - bytes.as_ptr() as usize) % 4, 0);
+        assert_eq!(
+            (wire.params.as_ptr() as usize - bytes.as_ptr() as usize) % 4,
+            0
+        );
     }
 
     #[test]
@@ -528,7 +556,10 @@ mod tests {
         blob.copy_params(&mut params).unwrap();
         let model = blob.model_with(&params).unwrap();
         assert_eq!(model.policy.actions(), 200);
-        assert_eq!(blob.copy_params(&mut params[1..]), Err(WeightsError::ParamCount));
+        assert_eq!(
+            blob.copy_params(&mut params[1..]),
+            Err(WeightsError::ParamCount)
+        );
     }
 
     #[test]
@@ -538,14 +569,20 @@ mod tests {
         // Every truncation.
         for cut in [0, 3, 8, 9, 20, 40, len / 2, len - 1] {
             let e = Blob::parse(&good[..cut]).unwrap_err();
-            assert!(matches!(e, WeightsError::Truncated | WeightsError::ParamCount), "cut {cut}: {e:?}");
+            assert!(
+                matches!(e, WeightsError::Truncated | WeightsError::ParamCount),
+                "cut {cut}: {e:?}"
+            );
         }
         let mut bad = good.clone();
         bad[0] = b'X';
         assert_eq!(Blob::parse(&bad).unwrap_err(), WeightsError::BadMagic);
         let mut bad = good.clone();
         bad[8] = 2;
-        assert_eq!(Blob::parse(&bad).unwrap_err(), WeightsError::UnsupportedVersion);
+        assert_eq!(
+            Blob::parse(&bad).unwrap_err(),
+            WeightsError::UnsupportedVersion
+        );
         let mut bad = good.clone();
         bad.push(0);
         assert_eq!(Blob::parse(&bad).unwrap_err(), WeightsError::TrailingBytes);
@@ -564,7 +601,10 @@ mod tests {
         h.hidden = 32;
         let mut out = vec![0u8; 64];
         let n = postcard::to_slice(&h, &mut out).unwrap().len();
-        assert_eq!(Blob::parse(&out[..n]).unwrap_err(), WeightsError::Architecture);
+        assert_eq!(
+            Blob::parse(&out[..n]).unwrap_err(),
+            WeightsError::Architecture
+        );
         // Garbage after a valid magic and version never panics.
         let mut rng = crate::math::Rng::new(5);
         for _ in 0..2000 {
@@ -583,10 +623,19 @@ mod tests {
         let vocab = Vocabulary::kinematic_grid(200).unwrap();
         let params = vec![0.0f32; param_count(200)];
         let mut out = vec![0u8; blob_len(&header)];
-        assert_eq!(write_blob(&header, &vocab, &params[1..], &mut out), Err(WeightsError::ParamCount));
-        assert_eq!(write_blob(&header, &vocab, &params, &mut out[..100]), Err(WeightsError::OutputTooShort));
+        assert_eq!(
+            write_blob(&header, &vocab, &params[1..], &mut out),
+            Err(WeightsError::ParamCount)
+        );
+        assert_eq!(
+            write_blob(&header, &vocab, &params, &mut out[..100]),
+            Err(WeightsError::OutputTooShort)
+        );
         let small = Vocabulary::kinematic_grid(100).unwrap();
-        assert_eq!(write_blob(&header, &small, &params, &mut out), Err(WeightsError::Vocabulary));
+        assert_eq!(
+            write_blob(&header, &small, &params, &mut out),
+            Err(WeightsError::Vocabulary)
+        );
         let n = write_blob(&header, &vocab, &params, &mut out).unwrap();
         assert_eq!(n, out.len());
         let mut copy = vec![0u32; n.div_ceil(4)];
