@@ -115,7 +115,7 @@ impl WaymaxBicycle {
     /// The (acceleration, curvature) that best explain moving from `s` to `next` in
     /// `dt`, clipped to the model's limits. Curvature is 0 when the agent barely moves.
     pub fn inverse(&self, s: &AgentState, next: &AgentState, dt: f32) -> (f32, f32) {
-        if !(dt > 0.0) {
+        if dt.is_nan() || dt <= 0.0 {
             return (0.0, 0.0);
         }
         let speed = s.speed();

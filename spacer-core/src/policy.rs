@@ -469,28 +469,30 @@ pub fn init_params(dims: &PolicyDims, seed: u64, out: &mut [f32]) -> Result<(), 
 /// (modified Gram-Schmidt in f64): its columns (length `rows`) when `cols <= rows`,
 /// else its rows (length `cols`).
 fn orthonormalize(m: &mut [f32], rows: usize, cols: usize) {
-    // Vector v, element e lives at index(v, e).
-    let (count, len, index): (usize, usize, fn(usize, usize, usize, usize) -> usize) =
-        if cols <= rows {
-            (cols, rows, |v, e, _r, c| e * c + v)
-        } else {
-            (rows, cols, |v, e, _r, c| v * c + e)
-        };
+    // Element e of vector v lives at v * sv + e * se.
+    let (count, len, sv, se) = if cols <= rows {
+        (cols, rows, 1, cols)
+    } else {
+        (rows, cols, cols, 1)
+    };
+    if m.len() < rows * cols {
+        return;
+    }
     for v in 0..count {
         for u in 0..v {
             let mut dot = 0.0f64;
             for e in 0..len {
-                dot += m[index(v, e, rows, cols)] as f64 * m[index(u, e, rows, cols)] as f64;
+                dot += m[v * sv + e * se] as f64 * m[u * sv + e * se] as f64;
             }
             for e in 0..len {
-                let uu = m[index(u, e, rows, cols)] as f64;
-                let i = index(v, e, rows, cols);
-                m[i] = (m[i] as f64 - dot * uu) as f32;
+                let uu = m[u * sv + e * se] as f64;
+                let x = &mut m[v * sv + e * se];
+                *x = (*x as f64 - dot * uu) as f32;
             }
         }
         let mut norm = 0.0f64;
         for e in 0..len {
-            let x = m[index(v, e, rows, cols)] as f64;
+            let x = m[v * sv + e * se] as f64;
             norm += x * x;
         }
         let inv = if norm > 1e-30 {
@@ -499,8 +501,8 @@ fn orthonormalize(m: &mut [f32], rows: usize, cols: usize) {
             0.0
         };
         for e in 0..len {
-            let i = index(v, e, rows, cols);
-            m[i] = (m[i] as f64 * inv) as f32;
+            let x = &mut m[v * sv + e * se];
+            *x = (*x as f64 * inv) as f32;
         }
     }
 }
@@ -556,7 +558,10 @@ impl<'w> Policy<'w> {
         if params.len() != layout.total() {
             return Err(PolicyError::WrongParamCount);
         }
-        if params.iter().any(|w| !(w.abs() <= MAX_WEIGHT_MAGNITUDE)) {
+        if params
+            .iter()
+            .any(|w| w.is_nan() || w.abs() > MAX_WEIGHT_MAGNITUDE)
+        {
             return Err(PolicyError::BadWeight);
         }
         let mut p = Self {
@@ -691,7 +696,10 @@ impl<'w> Policy<'w> {
         if obs.len() != self.observation_len() {
             return Err(PolicyError::WrongObservationLength);
         }
-        if obs.iter().any(|v| !(v.abs() <= MAX_OBSERVATION_MAGNITUDE)) {
+        if obs
+            .iter()
+            .any(|v| v.is_nan() || v.abs() > MAX_OBSERVATION_MAGNITUDE)
+        {
             return Err(PolicyError::BadObservation);
         }
         Ok(())
@@ -1152,23 +1160,12 @@ mod tests {
                 TensorInit::Constant(c) => assert!(block.iter().all(|&v| v == c), "{}", t.name),
                 TensorInit::Orthogonal(g) => {
                     // Vectors of the shorter family have norm g and are orthogonal.
-                    let (count, len, at): (
-                        usize,
-                        usize,
-                        std::boxed::Box<dyn Fn(usize, usize) -> f32>,
-                    ) = if t.cols <= t.rows {
-                        (
-                            t.cols,
-                            t.rows,
-                            std::boxed::Box::new(|v, e| block[e * t.cols + v]),
-                        )
+                    let (count, len, sv, se) = if t.cols <= t.rows {
+                        (t.cols, t.rows, 1, t.cols)
                     } else {
-                        (
-                            t.rows,
-                            t.cols,
-                            std::boxed::Box::new(|v, e| block[v * t.cols + e]),
-                        )
+                        (t.rows, t.cols, t.cols, 1)
                     };
+                    let at = |v: usize, e: usize| block[v * sv + e * se];
                     for a in 0..count.min(6) {
                         for b in 0..count.min(6) {
                             let dot: f32 = (0..len).map(|e| at(a, e) * at(b, e)).sum();

@@ -325,7 +325,7 @@ impl<'a> Blob<'a> {
         }
         let bad = params.chunks_exact(4).any(|c| {
             let w = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            !(w.abs() <= crate::policy::MAX_WEIGHT_MAGNITUDE)
+            w.is_nan() || w.abs() > crate::policy::MAX_WEIGHT_MAGNITUDE
         });
         if bad {
             return Err(WeightsError::BadWeight);
