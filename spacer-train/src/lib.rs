@@ -4,6 +4,7 @@
 //!
 //! - [`scenario`]: the scene model and its readers (WOMD TFRecord, GPUDrive JSON,
 //!   INTERACTION), the scene cache, and the synthetic scene generator.
+//! - [`policy_file`]: spacer-core's weights blob on disk.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -13,7 +14,9 @@
 
 pub mod cli;
 pub mod error;
+pub mod fsutil;
 pub mod paths;
+pub mod policy_file;
 pub mod scenario;
 
 pub use error::{DataError, Location};
