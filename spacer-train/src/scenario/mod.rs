@@ -7,6 +7,8 @@
 //! interest). Units are metres and radians in the source's world frame; values are f32
 //! like the official metric code's tensors.
 
+pub mod cache;
+
 use serde::{Deserialize, Serialize};
 use spacer_core::agent::AgentKind;
 
