@@ -607,7 +607,7 @@ impl<'w> Policy<'w> {
     /// One encoder pass: Linear -> LayerNorm -> tanh -> Linear.
     fn encode(&self, e: &EncoderLayout, x: &[f32], out: &mut [f32; HIDDEN]) {
         let mut h = [0.0f32; HIDDEN];
-        linear(
+        linear::<true>(
             x,
             self.slice(e.l1_w, e.d * HIDDEN),
             self.slice(e.l1_b, HIDDEN),
@@ -618,7 +618,7 @@ impl<'w> Policy<'w> {
             self.slice(e.gamma, HIDDEN),
             self.slice(e.beta, HIDDEN),
         );
-        linear(
+        linear::<false>(
             &h,
             self.slice(e.l2_w, HIDDEN * HIDDEN),
             self.slice(e.l2_b, HIDDEN),
@@ -721,21 +721,21 @@ impl<'w> Policy<'w> {
         let mut concat = [0.0f32; CONCAT];
         self.features(obs, &mut concat);
         let mut hidden = [0.0f32; FUSED];
-        linear(
+        linear::<false>(
             &concat,
             self.slice(self.layout.fuse_w, CONCAT * FUSED),
             self.slice(self.layout.fuse_b, FUSED),
             &mut hidden,
         );
         let k = self.actions();
-        linear(
+        linear::<false>(
             &hidden,
             self.slice(self.layout.actor_w, FUSED * k),
             self.slice(self.layout.actor_b, k),
             logits,
         );
         let mut value = [0.0f32; 1];
-        linear(
+        linear::<false>(
             &hidden,
             self.slice(self.layout.critic_w, FUSED),
             self.slice(self.layout.critic_b, 1),
@@ -800,7 +800,7 @@ impl<'w> Policy<'w> {
             );
             for (h, v) in hidden[..m].iter().zip(values_t.iter_mut()) {
                 let mut out = [0.0f32; 1];
-                linear(
+                linear::<false>(
                     h,
                     self.slice(self.layout.critic_w, FUSED),
                     self.slice(self.layout.critic_b, 1),
@@ -880,11 +880,12 @@ pub fn select(logits: &[f32], selection: Selection, rng: &mut Rng) -> Result<u16
             let top = finite_or_min(logits[idx[0] as usize]);
             let mut total = 0.0f32;
             for &i in &idx[..n] {
-                total += math::exp((finite_or_min(logits[i as usize]) - top) / temperature);
+                total +=
+                    math::exp_nonpositive((finite_or_min(logits[i as usize]) - top) / temperature);
             }
             let mut u = rng.next_f32() * total;
             for &i in &idx[..n] {
-                u -= math::exp((finite_or_min(logits[i as usize]) - top) / temperature);
+                u -= math::exp_nonpositive((finite_or_min(logits[i as usize]) - top) / temperature);
                 if u < 0.0 {
                     return Ok(i);
                 }
@@ -920,7 +921,7 @@ pub fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
     for &l in logits {
-        sum += math::exp(l - max);
+        sum += math::exp_nonpositive(l - max);
     }
     li - max - math::ln(sum)
 }
@@ -933,41 +934,57 @@ const BLOCK: usize = 8;
 const BLOCK: usize = 32;
 
 /// `out[j] = b[j] + sum_i x[i] * w[i * out.len() + j]`, summed in order of `i`.
-/// Zero inputs are skipped (adding `0 * w` changes no finite sum). Lengths are
-/// trusted (checked by the caller's layout); short slices just compute less.
+/// With `SKIP`, zero inputs are skipped (adding `0 * w` changes no finite sum), which
+/// pays off for sparse inputs (one-hot road kinds, zero-filled ego features). Lengths
+/// are trusted (checked by the caller's layout); short slices just compute less.
 #[inline]
-fn linear(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+fn linear<const SKIP: bool>(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n_out = out.len();
     let mut j0 = 0;
+    while j0 + BLOCK <= n_out {
+        linear_block::<BLOCK, SKIP>(x, w, b, j0, out);
+        j0 += BLOCK;
+    }
+    while j0 + 8 <= n_out {
+        linear_block::<8, SKIP>(x, w, b, j0, out);
+        j0 += 8;
+    }
     while j0 < n_out {
-        let width = BLOCK.min(n_out - j0);
-        let mut acc = [0.0f32; BLOCK];
-        acc[..width].copy_from_slice(b.get(j0..j0 + width).unwrap_or(&[0.0; BLOCK][..width]));
-        if width == BLOCK {
-            for (i, &xi) in x.iter().enumerate() {
-                if xi == 0.0 {
-                    continue;
-                }
-                if let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + BLOCK) {
-                    for (a, &wv) in acc.iter_mut().zip(row) {
-                        *a += xi * wv;
-                    }
-                }
-            }
-        } else {
-            for (i, &xi) in x.iter().enumerate() {
-                if xi == 0.0 {
-                    continue;
-                }
-                if let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + width) {
-                    for (a, &wv) in acc.iter_mut().zip(row) {
-                        *a += xi * wv;
-                    }
-                }
-            }
+        linear_block::<1, SKIP>(x, w, b, j0, out);
+        j0 += 1;
+    }
+}
+
+/// Outputs `j0..j0 + W` of [`linear`], accumulated in registers.
+#[inline(always)]
+fn linear_block<const W: usize, const SKIP: bool>(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    j0: usize,
+    out: &mut [f32],
+) {
+    let n_out = out.len();
+    let mut acc = [0.0f32; W];
+    if let Some(bias) = b.get(j0..j0 + W) {
+        acc.copy_from_slice(bias);
+    }
+    if n_out == 0 {
+        return;
+    }
+    for (&xi, row) in x.iter().zip(w.chunks_exact(n_out)) {
+        if SKIP && xi == 0.0 {
+            continue;
         }
-        out[j0..j0 + width].copy_from_slice(&acc[..width]);
-        j0 += width;
+        let Some(seg) = row.get(j0..j0 + W) else {
+            break;
+        };
+        for (a, &wv) in acc.iter_mut().zip(seg) {
+            *a += xi * wv;
+        }
+    }
+    if let Some(dst) = out.get_mut(j0..j0 + W) {
+        dst.copy_from_slice(&acc);
     }
 }
 
@@ -1008,9 +1025,6 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
             };
             for (a, x) in acc.iter_mut().zip(xs.iter()) {
                 let xi = x.get(i).copied().unwrap_or(0.0);
-                if xi == 0.0 {
-                    continue;
-                }
                 for (av, &wv) in a.iter_mut().zip(row) {
                     *av += xi * wv;
                 }
