@@ -639,7 +639,7 @@ impl<'w> Policy<'w> {
         let mut seen_empty = false;
         let mut enc = [0.0f32; HIDDEN];
         for slot in slots.chunks_exact(width) {
-            let src: &[f32; HIDDEN] = if slot.iter().all(|&v| v == 0.0) {
+            let src: &[f32; HIDDEN] = if is_zero(slot) {
                 if seen_empty {
                     continue;
                 }
@@ -696,10 +696,14 @@ impl<'w> Policy<'w> {
         if obs.len() != self.observation_len() {
             return Err(PolicyError::WrongObservationLength);
         }
-        if obs
+        // |v| as integer bits: NaN and infinity sort above every finite value, so one
+        // vectorisable integer max catches all three cases.
+        let worst = obs
             .iter()
-            .any(|v| v.is_nan() || v.abs() > MAX_OBSERVATION_MAGNITUDE)
-        {
+            .map(|v| v.to_bits() & 0x7FFF_FFFF)
+            .max()
+            .unwrap_or(0);
+        if worst > MAX_OBSERVATION_MAGNITUDE.to_bits() {
             return Err(PolicyError::BadObservation);
         }
         Ok(())
@@ -836,6 +840,12 @@ impl<'w> Policy<'w> {
     }
 }
 
+/// True when every value is zero (either sign): the bits without the sign are all 0.
+#[inline]
+fn is_zero(slot: &[f32]) -> bool {
+    slot.iter().fold(0u32, |acc, v| acc | (v.to_bits() << 1)) == 0
+}
+
 /// Agents per tile in [`Policy::forward_batch`].
 pub const BATCH_TILE: usize = 8;
 
@@ -931,7 +941,7 @@ pub fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
 #[cfg(target_arch = "arm")]
 const BLOCK: usize = 8;
 #[cfg(not(target_arch = "arm"))]
-const BLOCK: usize = 32;
+const BLOCK: usize = 64;
 
 /// `out[j] = b[j] + sum_i x[i] * w[i * out.len() + j]`, summed in order of `i`.
 /// With `SKIP`, zero inputs are skipped (adding `0 * w` changes no finite sum), which
@@ -1041,21 +1051,37 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
 
 /// LayerNorm (biased variance, [`LAYER_NORM_EPS`]) then tanh, in place.
 fn layer_norm_tanh(h: &mut [f32; HIDDEN], gamma: &[f32], beta: &[f32]) {
-    let mut mean = 0.0f32;
-    for &v in h.iter() {
-        mean += v;
-    }
-    mean /= HIDDEN as f32;
-    let mut var = 0.0f32;
-    for &v in h.iter() {
+    let mean = lane_sum(h) / HIDDEN as f32;
+    let mut sq = [0.0f32; HIDDEN];
+    for (s, &v) in sq.iter_mut().zip(h.iter()) {
         let d = v - mean;
-        var += d * d;
+        *s = d * d;
     }
-    var /= HIDDEN as f32;
+    let var = lane_sum(&sq) / HIDDEN as f32;
     let inv = 1.0 / math::sqrt(var + LAYER_NORM_EPS);
     for ((v, &g), &b) in h.iter_mut().zip(gamma).zip(beta) {
         *v = math::tanh_fast((*v - mean) * inv * g + b);
     }
+}
+
+/// Sum of 64 values in a fixed order that vectorises: eight interleaved partial sums
+/// (lane `l` adds elements `l, l + 8, ...`), then a pairwise tree. Every target runs
+/// the same order, so the result is the same bits everywhere.
+#[inline(always)]
+fn lane_sum(v: &[f32; HIDDEN]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    for chunk in v.chunks_exact(8) {
+        for (l, &x) in lanes.iter_mut().zip(chunk) {
+            *l += x;
+        }
+    }
+    let q = [
+        lanes[0] + lanes[4],
+        lanes[1] + lanes[5],
+        lanes[2] + lanes[6],
+        lanes[3] + lanes[7],
+    ];
+    (q[0] + q[2]) + (q[1] + q[3])
 }
 
 #[cfg(test)]
