@@ -986,11 +986,21 @@ fn linear_block<const W: usize, const SKIP: bool>(
         if SKIP && xi == 0.0 {
             continue;
         }
-        let Some(seg) = row.get(j0..j0 + W) else {
+        let Some(seg) = row
+            .get(j0..j0 + W)
+            .and_then(|s| <&[f32; W]>::try_from(s).ok())
+        else {
             break;
         };
-        for (a, &wv) in acc.iter_mut().zip(seg) {
-            *a += xi * wv;
+        // Load the whole row block first: on the Cortex-M4F the loads then go to
+        // consecutive registers and merge into one VLDM.
+        let wv: [f32; W] = *seg;
+        let mut prod = [0.0f32; W];
+        for (p, &w) in prod.iter_mut().zip(wv.iter()) {
+            *p = xi * w;
+        }
+        for (a, &p) in acc.iter_mut().zip(prod.iter()) {
+            *a += p;
         }
     }
     if let Some(dst) = out.get_mut(j0..j0 + W) {
