@@ -2,16 +2,19 @@
 //! road edges and objects without scanning every entity.
 //!
 //! - [`RoadGrid`] (per scene, built once): the observation's road segments. Each cell
-//!   lazily gets one contiguous list of every segment whose midpoint lies within
-//!   `radius + half the cell diagonal` of the cell centre, sorted by that distance.
-//!   An agent in the cell passes the prefix within `radius + its distance to the cell
-//!   centre` straight to [`spacer_core::observation::build`]: no copy, no per-agent
-//!   scan of the map, and the list is a superset of what the builder keeps.
+//!   lazily gets one contiguous list of the segments whose midpoints lie within
+//!   `radius + h` of the cell centre (`h` half the cell diagonal), sorted by that
+//!   distance. An agent at distance `δ` from the centre passes a prefix straight to
+//!   [`spacer_core::observation::build`]: no copy and no per-agent scan of the map.
+//!   The prefix ends at centre distance `min(radius + δ, D + 2δ)`, where `D` is the
+//!   centre distance of the list's `slots`-th segment: the agent has `slots` segments
+//!   within `D + δ`, so each of its `slots` nearest lies within `D + 2δ` of the
+//!   centre. The prefix therefore holds everything the builder can keep, and little
+//!   more; lists are stored only that far (`D + 2h`).
 //! - [`EdgeGrid`] (per scene, built once): the raw road-edge segments, each filed under
 //!   every cell its bounding box overlaps, for the off-road test.
 //! - [`ObjectGrid`] (per world, rebuilt every step in place): the objects present at
-//!   the step, in compressed-row form (cell starts and items), for partner candidates
-//!   and the collision broad phase.
+//!   the step, sorted by cell, for partner candidates and the collision broad phase.
 //!
 //! Positions outside a grid are clamped to its border cells, so a query never misses
 //! an entity; the exact distance tests run afterwards.
@@ -180,14 +183,16 @@ pub struct RoadGrid {
     segments: Vec<RoadSegment>,
     shape: GridShape,
     radius: f32,
+    slots: usize,
     by_cell: Buckets,
     lists: Vec<OnceLock<CellRoads>>,
 }
 
 impl RoadGrid {
-    /// Indexes `segments` for observations of `radius` metres with `cell`-sized cells.
-    /// Non-finite segments are dropped (the builder would skip them anyway).
-    pub fn new(segments: Vec<RoadSegment>, radius: f32, cell: f32) -> Self {
+    /// Indexes `segments` for observations of `radius` metres that keep the `slots`
+    /// nearest segments, with `cell`-sized cells. Non-finite segments are dropped (the
+    /// builder would skip them anyway).
+    pub fn new(segments: Vec<RoadSegment>, radius: f32, slots: usize, cell: f32) -> Self {
         let segments: Vec<RoadSegment> = segments
             .into_iter()
             .filter(|s| s.center.is_finite() && s.yaw.is_finite())
@@ -215,6 +220,7 @@ impl RoadGrid {
             segments,
             shape,
             radius,
+            slots,
             by_cell,
             lists,
         }
@@ -248,8 +254,13 @@ impl RoadGrid {
             return &[];
         };
         let list = slot.get_or_init(|| self.cell_list(ix, iy));
-        let center = self.shape.center(ix, iy);
-        let limit = self.radius + (p - center).norm();
+        let delta = (p - self.shape.center(ix, iy)).norm();
+        let mut limit = self.radius + delta;
+        if self.slots > 0
+            && let Some(&d) = list.distances.get(self.slots - 1)
+        {
+            limit = limit.min(d + 2.0 * delta);
+        }
         let n = list.distances.partition_point(|&d| d <= limit);
         &list.segments[..n]
     }
@@ -271,6 +282,12 @@ impl RoadGrid {
             }
         }
         found.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if self.slots > 0
+            && let Some(&(d, _)) = found.get(self.slots - 1)
+        {
+            let keep = d + self.shape.cell * std::f32::consts::SQRT_2;
+            found.truncate(found.partition_point(|&(x, _)| x <= keep));
+        }
         CellRoads {
             segments: found
                 .iter()
@@ -348,17 +365,30 @@ impl EdgeGrid {
             b.center + Vec2::new(reach, reach),
         );
         let (x0, x1, y0, y1) = self.shape.range(lo, hi);
+        let (u, v) = b.axes();
+        // A hair of slack keeps the cull conservative under rounding.
+        let (hl, hw) = (0.5 * b.length + 1e-4, 0.5 * b.width + 1e-4);
         for y in y0..=y1 {
             for x in x0..=x1 {
                 for &i in self.by_cell.cell(self.shape.index(x, y)) {
                     let s = &self.segments[i as usize];
-                    // Broad phase without trigonometry: bounding boxes, then the
-                    // distance from the centre against the bounding circle.
+                    // Broad phase: bounding boxes, then the box's own two axes (a
+                    // segment wholly beyond one side cannot touch); the exact test
+                    // is the core's.
                     if s.a.x.max(s.b.x) < lo.x
                         || s.a.x.min(s.b.x) > hi.x
                         || s.a.y.max(s.b.y) < lo.y
                         || s.a.y.min(s.b.y) > hi.y
-                        || s.distance_to_point(b.center) > reach
+                    {
+                        continue;
+                    }
+                    let (da, db) = (s.a - b.center, s.b - b.center);
+                    let (ax, bx) = (da.dot(u), db.dot(u));
+                    let (ay, by) = (da.dot(v), db.dot(v));
+                    if (ax > hl && bx > hl)
+                        || (ax < -hl && bx < -hl)
+                        || (ay > hw && by > hw)
+                        || (ay < -hw && by < -hw)
                     {
                         continue;
                     }
@@ -373,10 +403,16 @@ impl EdgeGrid {
 }
 
 /// The objects present at one step, filed by cell; rebuilt in place every step.
+///
+/// Objects are few (tens to hundreds) and grids large, so instead of a table over all
+/// cells the grid keeps the present objects sorted by `(cell, object)`: rebuilding
+/// costs a sort of the objects, whatever the grid's size, and a query scans one
+/// contiguous run per row of cells it overlaps.
 #[derive(Clone, Debug)]
 pub struct ObjectGrid {
     shape: GridShape,
-    by_cell: Buckets,
+    /// `cell << 32 | object`, ascending.
+    keys: Vec<u64>,
 }
 
 impl ObjectGrid {
@@ -384,24 +420,26 @@ impl ObjectGrid {
     pub fn new(shape: GridShape) -> Self {
         Self {
             shape,
-            by_cell: Buckets::default(),
+            keys: Vec::new(),
         }
     }
 
     /// Files object `i` at `positions[i]` for every `i` with `present[i]`.
     pub fn rebuild(&mut self, positions: &[Vec2], present: &[bool]) {
         let shape = self.shape;
-        self.by_cell.fill(shape.cells(), || {
+        self.keys.clear();
+        self.keys.extend(
             positions
                 .iter()
                 .zip(present)
                 .enumerate()
                 .filter(|(_, (_, here))| **here)
-                .map(move |(i, (p, _))| {
+                .map(|(i, (p, _))| {
                     let (x, y) = shape.cell_of(*p);
-                    (shape.index(x, y), i as u32)
-                })
-        });
+                    ((shape.index(x, y) as u64) << 32) | i as u64
+                }),
+        );
+        self.keys.sort_unstable();
     }
 
     /// Calls `f` with every object filed in a cell overlapping the square of half
@@ -411,10 +449,14 @@ impl ObjectGrid {
         let r = Vec2::new(reach, reach);
         let (x0, x1, y0, y1) = self.shape.range(p - r, p + r);
         for y in y0..=y1 {
-            for x in x0..=x1 {
-                for &i in self.by_cell.cell(self.shape.index(x, y)) {
-                    f(i as usize);
+            let first = (self.shape.index(x0, y) as u64) << 32;
+            let last = self.shape.index(x1, y) as u64;
+            let start = self.keys.partition_point(|&k| k < first);
+            for &k in &self.keys[start..] {
+                if k >> 32 > last {
+                    break;
                 }
+                f((k & 0xFFFF_FFFF) as usize);
             }
         }
     }
@@ -462,13 +504,25 @@ mod tests {
             qx in -300.0f32..300.0, qy in -300.0f32..300.0, cell in 3.0f32..40.0,
         ) {
             let segs: Vec<RoadSegment> = pts.iter().map(|&(x, y)| seg(x, y)).collect();
-            let grid = RoadGrid::new(segs.clone(), 50.0, cell);
             let q = Vec2::new(qx, qy);
+            let grid = RoadGrid::new(segs.clone(), 50.0, 0, cell);
             let got = grid.candidates(q);
             for s in &segs {
                 if (s.center - q).norm() <= 50.0 {
                     prop_assert!(got.contains(s), "missing {:?}", s.center);
                 }
+            }
+            // With a slot count, everything among the `slots` nearest is still there.
+            let slots = 20;
+            let grid = RoadGrid::new(segs.clone(), 50.0, slots, cell);
+            let got = grid.candidates(q);
+            let mut by_distance: Vec<&RoadSegment> = segs
+                .iter()
+                .filter(|s| (s.center - q).norm() <= 50.0)
+                .collect();
+            by_distance.sort_by(|a, b| (a.center - q).norm().total_cmp(&(b.center - q).norm()));
+            for s in by_distance.iter().take(slots) {
+                prop_assert!(got.contains(s), "missing near {:?}", s.center);
             }
             // Nothing beyond the radius plus the cell's half diagonal.
             for s in got {

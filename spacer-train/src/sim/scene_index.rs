@@ -120,7 +120,12 @@ impl SceneIndex {
             total_steps: config.total_steps(scene.current_step),
             kinds,
             goals,
-            roads: RoadGrid::new(road_segments, config.observation.radius, config.road_cell),
+            roads: RoadGrid::new(
+                road_segments,
+                config.observation.radius,
+                config.observation.max_road_segments,
+                config.road_cell,
+            ),
             edges: EdgeGrid::new(edge_segments, config.object_cell),
             object_shape,
             scene,

@@ -17,6 +17,12 @@ use crate::scenario::Scene;
 /// Observation rows per rayon task.
 const OBSERVE_CHUNK: usize = 8;
 
+thread_local! {
+    /// Partner candidates of the observation being built (per thread, reused).
+    static PARTNERS: std::cell::RefCell<Vec<spacer_core::observation::PartnerView>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Where a run spent its time, and how much it simulated.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RunStats {
@@ -161,9 +167,9 @@ impl Simulator {
             .par_chunks_mut(config.len())
             .with_min_len(OBSERVE_CHUNK)
             .enumerate()
-            .try_for_each_init(Vec::new, |partners, (row, out)| {
+            .try_for_each(|(row, out)| {
                 let (w, slot) = rows.locate(row);
-                worlds[w].observe(slot, &config, partners, out)
+                PARTNERS.with(|p| worlds[w].observe(slot, &config, &mut p.borrow_mut(), out))
             })
     }
 
