@@ -8,6 +8,7 @@
 //! like the official metric code's tensors.
 
 pub mod cache;
+pub mod gpudrive;
 pub mod womd;
 
 use serde::{Deserialize, Serialize};
