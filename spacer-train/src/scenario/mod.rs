@@ -9,6 +9,8 @@
 
 pub mod cache;
 pub mod gpudrive;
+pub mod interaction;
+pub mod validate;
 pub mod womd;
 
 use serde::{Deserialize, Serialize};
