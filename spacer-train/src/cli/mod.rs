@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod data;
 pub mod info;
 
 /// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
@@ -22,6 +23,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Measure throughput (`spacer bench sim`).
     Bench(bench::BenchArgs),
+    /// Scene data: inspect files, convert them into a scene cache.
+    Data(data::DataArgs),
 }
 
 /// Runs a parsed command line.
@@ -29,5 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Data(a) => data::run(a),
     }
 }
