@@ -4,10 +4,9 @@
 //! worlds with one sim agent and reports controlled agent-steps per second, the share
 //! of time spent building observations, and the scene mix the number was measured on.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use spacer_core::policy::Selection;
@@ -15,7 +14,7 @@ use spacer_core::tokenizer::Vocabulary;
 
 use crate::policy_file::PolicyFile;
 use crate::scenario::Scene;
-use crate::scenario::cache::{CACHE_EXTENSION, read_cache};
+use crate::scenario::load::{BadScenePolicy, LoadOptions, load_scenes_with};
 use crate::sim::{RunStats, SimAgentKind, SimConfig, Simulator, testing};
 
 /// Arguments of `spacer bench`.
@@ -39,10 +38,12 @@ pub struct SimBenchArgs {
     /// Worlds stepped together (the scenes are repeated to fill them).
     #[arg(long, default_value_t = 32)]
     pub worlds: usize,
-    /// Scenes: a scene cache (`.spc`) or a directory of them. Without it, a built-in
-    /// dense four-lane road with 64 vehicles and 16 pedestrians.
-    #[arg(long)]
-    pub scenes: Option<PathBuf>,
+    /// Scenes: files or directories of any format the readers know (WOMD TFRecord,
+    /// GPUDrive JSON, scene cache, INTERACTION); scenes that do not validate for
+    /// simulation are skipped with a warning. Without it, a built-in dense four-lane
+    /// road with 64 vehicles and 16 pedestrians.
+    #[arg(long, num_args = 1..)]
+    pub scenes: Vec<PathBuf>,
     /// The sim agent: log, const-vel, logged-tokens, random or policy.
     #[arg(long, default_value = "random")]
     pub agent: SimAgentKind,
@@ -70,36 +71,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Reads every scene of `path`: a scene cache, or a directory of caches (sorted by
-/// name).
-fn load_scenes(path: &Path) -> anyhow::Result<Vec<Scene>> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("reading directory {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == CACHE_EXTENSION))
-            .collect();
-        v.sort();
-        v
-    } else {
-        vec![path.to_path_buf()]
-    };
-    let mut scenes = Vec::new();
-    for f in &files {
-        if f.extension().is_none_or(|x| x != CACHE_EXTENSION) {
-            anyhow::bail!(
-                "{}: not a scene cache (.{CACHE_EXTENSION}); convert the scenes first",
-                f.display()
-            );
-        }
-        scenes.extend(read_cache(f)?);
-    }
-    if scenes.is_empty() {
-        anyhow::bail!("{}: no scenes found", path.display());
-    }
-    Ok(scenes)
-}
-
 /// Minimum, mean and maximum of some counts.
 fn spread(v: impl Iterator<Item = usize>) -> (usize, f64, usize) {
     let v: Vec<usize> = v.collect();
@@ -112,12 +83,28 @@ fn spread(v: impl Iterator<Item = usize>) -> (usize, f64, usize) {
 }
 
 fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
-    let (scenes, origin) = match &args.scenes {
-        Some(p) => (load_scenes(p)?, p.display().to_string()),
-        None => (
+    let (scenes, origin) = if args.scenes.is_empty() {
+        (
             vec![testing::dense_road(4, 64)],
             "built-in dense road (4 lanes, 64 vehicles, 16 pedestrians)".to_string(),
-        ),
+        )
+    } else {
+        let loaded = load_scenes_with(&args.scenes, LoadOptions::new(BadScenePolicy::Skip))?;
+        anyhow::ensure!(
+            !loaded.scenes.is_empty(),
+            "no usable scenes in {:?}",
+            args.scenes
+        );
+        let names: Vec<String> = args
+            .scenes
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let skipped = loaded.warnings.len();
+        (
+            loaded.scenes,
+            format!("{} ({skipped} skipped)", names.join(" ")),
+        )
     };
     anyhow::ensure!(args.worlds > 0, "--worlds must be at least 1");
     let scenes: Vec<Arc<Scene>> = scenes.into_iter().map(Arc::new).collect();
