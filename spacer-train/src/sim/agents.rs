@@ -10,10 +10,11 @@
 //! - decentralized models read their rows of the observation buffer (the policy runs
 //!   [`spacer_core::policy::Policy::forward_batch`] over the whole buffer);
 //! - a centralized model (the reference model: the whole scene, every agent's token
-//!   history, tokens for all agents of a world at once) walks
-//!   [`DecisionBatch::worlds`], reads [`World::scene`], [`World::trajectory`] and
-//!   [`World::tokens`], and writes the actions of the world's rows
-//!   ([`RowIndex::world_rows`]).
+//!   history, tokens for all agents of a world at once) runs
+//!   [`DecisionBatch::par_for_each_world`], which hands it each world with the
+//!   actions of that world's agents; it reads [`World::scene`],
+//!   [`World::trajectory`] (every object, log-replayed ones included) and
+//!   [`World::tokens`].
 //!
 //! Randomness is derived from the agent's seed, the world's episode seed, the agent's
 //! slot and the decision ([`super::derive_seed`]), never from thread timing, so results
@@ -92,6 +93,29 @@ impl DecisionBatch<'_> {
     pub fn locate(&self, row: usize) -> (&World, usize) {
         let (w, slot) = self.rows.locate(row);
         (&self.worlds[w], slot)
+    }
+
+    /// Calls `decide` once per world, in parallel, with the world and the actions of
+    /// its agents (slot order): the shape of a centralized model, which sees a whole
+    /// scene and answers for all its agents at once.
+    ///
+    /// # Errors
+    /// The first error `decide` returns.
+    pub fn par_for_each_world<F>(&self, actions: &mut [Action], decide: F) -> Result<(), SimError>
+    where
+        F: Fn(&World, &mut [Action]) -> Result<(), SimError> + Sync,
+    {
+        let mut rest = actions;
+        let mut parts = Vec::with_capacity(self.worlds.len());
+        for (w, world) in self.worlds.iter().enumerate() {
+            let (mine, tail) =
+                std::mem::take(&mut rest).split_at_mut(self.rows.world_rows(w).len());
+            parts.push((world, mine));
+            rest = tail;
+        }
+        parts
+            .into_par_iter()
+            .try_for_each(|(world, mine)| decide(world, mine))
     }
 }
 
@@ -521,6 +545,55 @@ pub fn distance_to_log(world: &World) -> (f32, f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A centralized agent: every agent of a world copies the token history length
+    /// of the world's first agent into its action (a stand-in for a model that reads
+    /// the whole scene).
+    struct Centralized;
+
+    impl SimAgent for Centralized {
+        fn name(&self) -> String {
+            "centralized".into()
+        }
+
+        fn act(
+            &mut self,
+            batch: &DecisionBatch<'_>,
+            actions: &mut [Action],
+        ) -> Result<(), SimError> {
+            batch.par_for_each_world(actions, |world, mine| {
+                assert_eq!(mine.len(), world.num_agents());
+                let seen = world.tokens(0).len() as u16;
+                for a in mine.iter_mut() {
+                    *a = Action::Token {
+                        index: seen,
+                        token: Token::STILL,
+                    };
+                }
+                Ok(())
+            })
+        }
+    }
+
+    #[test]
+    fn centralized_agents_answer_per_world() {
+        use std::sync::Arc;
+        let scenes: Vec<Arc<crate::scenario::Scene>> = [3, 1, 2]
+            .iter()
+            .map(|&n| Arc::new(crate::sim::testing::straight_road(1, n)))
+            .collect();
+        let config = crate::sim::SimConfig {
+            sim_steps: 6,
+            ..Default::default()
+        };
+        let mut sim = crate::sim::Simulator::new(&scenes, config).unwrap();
+        sim.run(&mut Centralized, 0).unwrap();
+        for r in sim.rollouts() {
+            for a in &r.agents {
+                assert_eq!(a.tokens, [0, 1, 2], "each decision saw the history so far");
+            }
+        }
+    }
 
     #[test]
     fn kinds_parse_by_name() {

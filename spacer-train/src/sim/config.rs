@@ -68,8 +68,11 @@ pub struct SimConfig {
     /// Cell size (metres) of the per-scene road-segment grid.
     pub road_cell: f32,
     /// Cell size (metres) of the per-step object grid (partners and collision
-    /// broad phase) and of the road-edge grid.
+    /// broad phase).
     pub object_cell: f32,
+    /// Cell size (metres) of the per-scene road-edge grid (off-road test); small,
+    /// since raw road edges hold a point every metre or so.
+    pub edge_cell: f32,
 }
 
 impl Default for SimConfig {
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             always_observe: false,
             road_cell: 10.0,
             object_cell: 12.5,
+            edge_cell: 5.0,
         }
     }
 }
@@ -115,6 +119,7 @@ impl SimConfig {
         for (name, cell) in [
             ("road_cell", self.road_cell),
             ("object_cell", self.object_cell),
+            ("edge_cell", self.edge_cell),
         ] {
             if !(cell >= 0.5 && cell.is_finite()) {
                 return Err(SimError::Config(format!(

@@ -126,7 +126,7 @@ impl SceneIndex {
                 config.observation.max_road_segments,
                 config.road_cell,
             ),
-            edges: EdgeGrid::new(edge_segments, config.object_cell),
+            edges: EdgeGrid::new(edge_segments, config.edge_cell),
             object_shape,
             scene,
         })
