@@ -8,6 +8,15 @@
 //! like the official metric code's tensors.
 
 pub mod cache;
+pub mod gpudrive;
+pub mod interaction;
+pub mod load;
+pub mod validate;
+pub mod womd;
+
+pub use load::{
+    BadScenePolicy, LoadOptions, LoadedScene, SceneStream, load_scenes, load_scenes_with,
+};
 
 use serde::{Deserialize, Serialize};
 use spacer_core::agent::AgentKind;
