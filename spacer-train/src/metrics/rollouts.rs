@@ -19,7 +19,7 @@ use std::path::Path;
 use prost::Message;
 
 use crate::error::{DataError, Location};
-use crate::scenario::ObjectType;
+use crate::scenario::{ObjectType, Scene};
 
 /// The wire messages, as in the official `sim_agents_submission.proto`.
 pub mod proto {
@@ -212,6 +212,34 @@ pub struct Submission {
 }
 
 impl ScenarioRollouts {
+    /// One rollout that replays the logged future of every object valid at the current
+    /// step, copying states whatever their validity (the official
+    /// `scenario_to_joint_scene`): scoring it measures how the log scores against
+    /// itself.
+    pub fn logged(scene: &Scene) -> Self {
+        let c = scene.current_step;
+        let trajectories = scene
+            .tracks
+            .iter()
+            .filter(|t| t.valid_at(c))
+            .map(|t| {
+                let fut = t.states.get(c + 1..).unwrap_or(&[]);
+                SimulatedTrajectory {
+                    object_id: t.id,
+                    object_type: Some(t.object_type),
+                    x: fut.iter().map(|s| s.x).collect(),
+                    y: fut.iter().map(|s| s.y).collect(),
+                    z: fut.iter().map(|s| s.z).collect(),
+                    heading: fut.iter().map(|s| s.heading).collect(),
+                }
+            })
+            .collect();
+        Self {
+            scenario_id: scene.id.clone(),
+            joint_scenes: vec![JointScene { trajectories }],
+        }
+    }
+
     /// Checks and converts a decoded proto. `path` and `record` name it in errors.
     ///
     /// # Errors

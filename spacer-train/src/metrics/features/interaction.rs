@@ -1,15 +1,20 @@
 //! Object-object features: signed distance to the nearest object, collisions and time
 //! to collision, as the official `interaction_features` defines them.
 //!
-//! **Signed distance.** Each object is a 2D box (centre, length, width, heading). The
-//! distance between two boxes A and B is the signed distance from the origin to their
-//! Minkowski difference A + (-B), an eight-sided convex polygon: positive (the gap)
-//! when the boxes are apart, negative (minus the penetration depth) when they overlap.
-//! Mathematically this is what `spacer_core::geometry::OrientedBox::signed_distance`
-//! computes too, but the official code builds the polygon from box corners in world
-//! coordinates in `f32`, where WOMD's coordinates (about 8 km from the origin) carry a
-//! rounding of about 5e-4 m; to reproduce its values to 1e-4 this module follows the
-//! same construction step by step ([`box_corners`], [`box_signed_distance`]).
+//! **Signed distance.** Each object is a 2D rectangle with rounded corners (since the
+//! 2024 challenge): its box shrunk on every side by `s = 0.7 * min(length, width) / 2`
+//! (the "core"), inflated back by `s` isotropically. The distance between two such
+//! shapes is the signed distance between their cores minus both shrinking distances
+//! ([`rounded_box_distance`]). The distance between two cores A and B is the signed
+//! distance from the origin to their Minkowski difference A + (-B), an eight-sided
+//! convex polygon: positive (the gap) when apart, negative (minus the penetration depth)
+//! when they overlap. For sharp boxes this is what
+//! `spacer_core::geometry::OrientedBox::signed_distance` computes too, but the official
+//! code builds the polygon from corners in world coordinates in `f32`, where WOMD's
+//! coordinates (about 8 km from the origin) carry a rounding of about 5e-4 m; to
+//! reproduce its values to 1e-4 this module follows the same construction step by step
+//! ([`box_corners`], [`box_signed_distance`]), and rounds the corners as officially
+//! (which spacer-core's boxes do not).
 //!
 //! **Nearest object.** For each evaluated object and step, the minimum over every other
 //! simulated object valid at that step; 1e10 when there is none or when the object
@@ -29,6 +34,29 @@
 pub const EXTREMELY_LARGE_DISTANCE: f32 = 1e10;
 /// Distances below this are collisions.
 pub const COLLISION_DISTANCE_THRESHOLD: f32 = 0.0;
+/// How much of a box's corners are rounded: 0 sharp, 1 a capsule (the official
+/// `CORNER_ROUNDING_FACTOR`).
+pub const CORNER_ROUNDING_FACTOR: f32 = 0.7;
+
+/// How far a box is shrunk on every side to its core: `min(length, width) * 0.7 / 2`.
+pub fn shrinking_distance(length: f32, width: f32) -> f32 {
+    length.min(width) * CORNER_ROUNDING_FACTOR / 2.0
+}
+
+/// The core of a box: the corners of the box shrunk by [`shrinking_distance`] on every
+/// side, and that distance.
+pub fn box_core(cx: f32, cy: f32, length: f32, width: f32, heading: f32) -> ([[f32; 2]; 4], f32) {
+    let s = shrinking_distance(length, width);
+    (
+        box_corners(cx, cy, length - 2.0 * s, width - 2.0 * s, heading),
+        s,
+    )
+}
+
+/// Signed distance between two rounded boxes given by their cores.
+pub fn rounded_box_distance(a: &([[f32; 2]; 4], f32), b: &([[f32; 2]; 4], f32)) -> f32 {
+    box_signed_distance(&a.0, &b.0) - a.1 - b.1
+}
 /// Time to collision cap and value when no collision is ahead (s).
 pub const MAXIMUM_TIME_TO_COLLISION: f32 = 5.0;
 

@@ -454,13 +454,14 @@ impl<'a> Context<'a> {
             traffic_light_violation: Vec::with_capacity(n_eval),
         };
 
-        // Corners of every object at every future step; planar speeds for TTC.
-        let corners: Vec<Vec<[[f32; 2]; 4]>> = (0..n_obj)
+        // Rounded-box cores of every object at every future step; planar speeds for
+        // time to collision.
+        let cores: Vec<Vec<([[f32; 2]; 4], f32)>> = (0..n_obj)
             .map(|o| {
                 (0..n)
                     .map(|t| {
                         if t > c {
-                            interaction::box_corners(
+                            interaction::box_core(
                                 s.x[o][t],
                                 s.y[o][t],
                                 s.length[o][t],
@@ -468,7 +469,7 @@ impl<'a> Context<'a> {
                                 s.heading[o][t],
                             )
                         } else {
-                            [[0.0; 2]; 4]
+                            ([[0.0; 2]; 4], 0.0)
                         }
                     })
                     .collect()
@@ -519,7 +520,7 @@ impl<'a> Context<'a> {
                         if o == e || !s.valid[o][t] {
                             continue;
                         }
-                        let d = interaction::box_signed_distance(&corners[e][t], &corners[o][t]);
+                        let d = interaction::rounded_box_distance(&cores[e][t], &cores[o][t]);
                         best = best.min(d);
                     }
                 }
@@ -540,7 +541,14 @@ impl<'a> Context<'a> {
                 road.push(if s.valid[e][t] {
                     // Bottom corners: the rotated offset's z is -h/2, then the centre.
                     let z = -(s.height[e][t] * 0.5) + s.z[e][t];
-                    let cs = corners[e][t].map(|p| [p[0], p[1], z]);
+                    let corners = interaction::box_corners(
+                        s.x[e][t],
+                        s.y[e][t],
+                        s.length[e][t],
+                        s.width[e][t],
+                        s.heading[e][t],
+                    );
+                    let cs = corners.map(|p| [p[0], p[1], z]);
                     self.road_edges.box_distance(&cs, &mut hint)
                 } else {
                     map::INVALID_DISTANCE
