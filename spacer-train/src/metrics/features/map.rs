@@ -24,9 +24,11 @@
 //! corner); invalid steps get -1e10. Off-road is a distance above 0.
 //!
 //! The nearest-segment search is exhaustive in effect but pruned: segments are grouped
-//! in consecutive blocks with bounding boxes, and a block is skipped only when the
-//! lower bound of its stretched distance exceeds the best distance found so far by a
-//! margin larger than `f32` rounding; ties are still resolved by the lowest flat index.
+//! in blocks of consecutive segments with bounding boxes, the blocks in a bounding
+//! volume hierarchy, and a node is skipped only when the lower bound of its stretched
+//! distance exceeds the best distance found so far by a margin larger than `f32`
+//! rounding; ties are still resolved by the lowest flat index, so the result is the
+//! official argmin whatever order the search visits segments in.
 
 use crate::scenario::{MapFeatureKind, Scene};
 
@@ -40,6 +42,8 @@ pub const Z_STRETCH: f32 = 3.0;
 pub const INVALID_DISTANCE: f32 = -1e10;
 
 const BLOCK: usize = 8;
+/// Blocks per leaf of the hierarchy.
+const LEAF: usize = 4;
 
 #[derive(Clone, Debug)]
 struct Polyline {
@@ -56,13 +60,88 @@ struct Block {
     hi: [f32; 3],
 }
 
+/// A node of the bounding volume hierarchy over blocks.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    lo: [f32; 3],
+    hi: [f32; 3],
+    /// Leaf: `blocks[first..end]`; inner: children `first` and `end`.
+    first: u32,
+    end: u32,
+    leaf: bool,
+}
+
 /// The road edges of a scene, ready for queries.
 #[derive(Clone, Debug)]
 pub struct RoadEdges {
     polylines: Vec<Polyline>,
     /// Points of the longest polyline (the padded length).
     max_len: usize,
+    /// Blocks, in hierarchy order.
     blocks: Vec<Block>,
+    /// The hierarchy; the root is the last node.
+    nodes: Vec<Node>,
+}
+
+/// The stretched distance from `q` to a box: a lower bound of the distance to anything
+/// inside it.
+fn box_bound(lo: &[f32; 3], hi: &[f32; 3], q: [f32; 3]) -> f32 {
+    let mut gap2 = 0.0f32;
+    for (k, &qk) in q.iter().enumerate() {
+        let g = (lo[k] - qk).max(qk - hi[k]).max(0.0);
+        let g = if k == 2 { g * Z_STRETCH } else { g };
+        gap2 += g * g;
+    }
+    gap2.sqrt()
+}
+
+/// Whether a node whose lower bound is `bound` can be skipped when the best distance
+/// is `best` (with a margin well beyond `f32` rounding of the segment distances).
+fn prunable(bound: f32, best: f32) -> bool {
+    bound * (1.0 - 1e-5) - 1e-3 > best
+}
+
+fn union(a: &[Block]) -> ([f32; 3], [f32; 3]) {
+    let mut lo = [f32::INFINITY; 3];
+    let mut hi = [f32::NEG_INFINITY; 3];
+    for b in a {
+        for k in 0..3 {
+            lo[k] = lo[k].min(b.lo[k]);
+            hi[k] = hi[k].max(b.hi[k]);
+        }
+    }
+    (lo, hi)
+}
+
+/// Builds the hierarchy over `blocks[start..end]` (reordering them), returning the
+/// node index.
+fn build(blocks: &mut [Block], start: usize, nodes: &mut Vec<Node>) -> u32 {
+    let (lo, hi) = union(blocks);
+    if blocks.len() <= LEAF {
+        nodes.push(Node {
+            lo,
+            hi,
+            first: start as u32,
+            end: (start + blocks.len()) as u32,
+            leaf: true,
+        });
+        return (nodes.len() - 1) as u32;
+    }
+    let axis = if hi[0] - lo[0] >= hi[1] - lo[1] { 0 } else { 1 };
+    let mid = blocks.len() / 2;
+    let centre = |b: &Block| b.lo[axis] + b.hi[axis];
+    blocks.select_nth_unstable_by(mid, |a, b| centre(a).total_cmp(&centre(b)));
+    let (left, right) = blocks.split_at_mut(mid);
+    let l = build(left, start, nodes);
+    let r = build(right, start + mid, nodes);
+    nodes.push(Node {
+        lo,
+        hi,
+        first: l,
+        end: r,
+        leaf: false,
+    });
+    (nodes.len() - 1) as u32
 }
 
 /// The segment a query was matched to (a hint for the next, nearby query).
@@ -133,10 +212,13 @@ impl RoadEdges {
                 first = end;
             }
         }
+        let mut nodes = Vec::with_capacity(2 * blocks.len() / LEAF + 2);
+        build(&mut blocks, 0, &mut nodes);
         Some(Self {
             polylines,
             max_len,
             blocks,
+            nodes,
         })
     }
 
@@ -210,20 +292,41 @@ impl RoadEdges {
         {
             consider(&mut best, hint.polyline, hint.segment);
         }
-        for b in &self.blocks {
-            let mut gap2 = 0.0f32;
-            for (k, &qk) in q.iter().enumerate() {
-                let g = (b.lo[k] - qk).max(qk - b.hi[k]).max(0.0);
-                let g = if k == 2 { g * Z_STRETCH } else { g };
-                gap2 += g * g;
-            }
-            let bound = gap2.sqrt();
-            // Skip only when the bound clears the best by more than f32 rounding.
-            if bound * (1.0 - 1e-5) - 1e-3 > best.dist3 {
+        // Depth-first, nearer child first.
+        let mut stack: Vec<(u32, f32)> = Vec::with_capacity(64);
+        if let Some(root) = self.nodes.last() {
+            stack.push((
+                (self.nodes.len() - 1) as u32,
+                box_bound(&root.lo, &root.hi, q),
+            ));
+        }
+        while let Some((ni, bound)) = stack.pop() {
+            if prunable(bound, best.dist3) {
                 continue;
             }
-            for s in b.first as usize..b.end as usize {
-                consider(&mut best, b.polyline as usize, s);
+            let node = self.nodes[ni as usize];
+            if node.leaf {
+                for b in &self.blocks[node.first as usize..node.end as usize] {
+                    if prunable(box_bound(&b.lo, &b.hi, q), best.dist3) {
+                        continue;
+                    }
+                    for s in b.first as usize..b.end as usize {
+                        consider(&mut best, b.polyline as usize, s);
+                    }
+                }
+            } else {
+                let (a, b) = (node.first, node.end);
+                let na = &self.nodes[a as usize];
+                let nb = &self.nodes[b as usize];
+                let ba = box_bound(&na.lo, &na.hi, q);
+                let bb = box_bound(&nb.lo, &nb.hi, q);
+                if ba <= bb {
+                    stack.push((b, bb));
+                    stack.push((a, ba));
+                } else {
+                    stack.push((a, ba));
+                    stack.push((b, bb));
+                }
             }
         }
         *hint = SegmentHint {
@@ -384,6 +487,40 @@ mod tests {
         let mut h = SegmentHint::default();
         let d = r.signed_distance([0.0, 2.0, 0.0], &mut h);
         assert!((d + 2.0).abs() < 1e-6, "{d}");
+    }
+
+    /// The official search: every segment in flat order, the first minimum.
+    fn brute_force(r: &RoadEdges, q: [f32; 3]) -> f32 {
+        let mut best = (f32::INFINITY, 0, 0);
+        for (p, line) in r.polylines.iter().enumerate() {
+            for s in 0..line.points.len() - 1 {
+                let d = r.segment_distance3(q, p, s);
+                if d < best.0 {
+                    best = (d, p, s);
+                }
+            }
+        }
+        r.signed_at(q, best.1, best.2)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pruned_search_is_the_official_argmin(
+            lines in proptest::collection::vec(
+                proptest::collection::vec((-60.0f32..60.0, -60.0f32..60.0, -2.0f32..2.0), 2..40),
+                1..8,
+            ),
+            queries in proptest::collection::vec((-80.0f32..80.0, -80.0f32..80.0, -3.0f32..3.0), 1..20),
+        ) {
+            let r = RoadEdges::from_polylines(
+                lines.into_iter().map(|l| l.into_iter().map(|(x, y, z)| [x, y, z]).collect()),
+            ).unwrap();
+            let mut hint = SegmentHint::default();
+            for (x, y, z) in queries {
+                let q = [x, y, z];
+                proptest::prop_assert_eq!(r.signed_distance(q, &mut hint), brute_force(&r, q));
+            }
+        }
     }
 
     #[test]

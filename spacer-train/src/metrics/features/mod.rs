@@ -41,6 +41,10 @@ use traffic_light::TrafficLights;
 /// Seconds per step of WOMD (10 Hz), as the official submission spec gives it.
 pub const SECONDS_PER_STEP: f64 = 0.1;
 
+/// Slack (m) of the lower bound that skips far objects in the nearest-object search,
+/// far beyond the `f32` rounding of the exact distances (about 1e-3 m).
+const NEAREST_MARGIN: f64 = 0.05;
+
 /// A `[samples][objects][steps]` array of one feature.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureArray<T> {
@@ -479,6 +483,16 @@ impl<'a> Context<'a> {
             .map(|o| kinematics::linear_speed(&s.x[o], &s.y[o], None, SECONDS_PER_STEP))
             .collect();
 
+        // How far each box reaches from its centre (half its diagonal; the future size
+        // is constant).
+        let reach: Vec<f64> = (0..n_obj)
+            .map(|o| {
+                let (l, w) = (s.length[o][n - 1] as f64, s.width[o][n - 1] as f64);
+                0.5 * (l * l + w * w).sqrt()
+            })
+            .collect();
+        let mut bounds: Vec<(f64, usize)> = Vec::with_capacity(n_obj);
+
         for e in 0..n_eval {
             let track = &self.scene.tracks[s.track[e]];
             out.valid.push(s.valid[e][fut.clone()].to_vec());
@@ -516,12 +530,27 @@ impl<'a> Context<'a> {
             for t in fut.clone() {
                 let mut best = EXTREMELY_LARGE_DISTANCE;
                 if s.valid[e][t] {
+                    // A cheap lower bound per object (centre distance less both
+                    // circumradii) lets the exact distance skip far objects; the
+                    // minimum is the same as over all objects.
+                    bounds.clear();
                     for o in 0..n_obj {
                         if o == e || !s.valid[o][t] {
                             continue;
                         }
-                        let d = interaction::rounded_box_distance(&cores[e][t], &cores[o][t]);
-                        best = best.min(d);
+                        let dx = (s.x[o][t] - s.x[e][t]) as f64;
+                        let dy = (s.y[o][t] - s.y[e][t]) as f64;
+                        let lb = (dx * dx + dy * dy).sqrt() - reach[e] - reach[o];
+                        bounds.push((lb, o));
+                    }
+                    if let Some(&(_, o)) = bounds.iter().min_by(|a, b| a.0.total_cmp(&b.0)) {
+                        best = interaction::rounded_box_distance(&cores[e][t], &cores[o][t]);
+                    }
+                    for &(lb, o) in &bounds {
+                        if lb - NEAREST_MARGIN <= best as f64 {
+                            let d = interaction::rounded_box_distance(&cores[e][t], &cores[o][t]);
+                            best = best.min(d);
+                        }
                     }
                 }
                 nearest.push(best);

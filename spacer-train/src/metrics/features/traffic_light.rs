@@ -36,6 +36,42 @@ pub fn is_stop_state(state: i32) -> bool {
 struct Lane {
     id: i64,
     points: Vec<[f32; 2]>,
+    /// Bounding box of every point the mirrored search can reach (each segment's start
+    /// and its mirrored end, `2s - e`).
+    lo: [f32; 2],
+    hi: [f32; 2],
+}
+
+impl Lane {
+    fn new(id: i64, points: Vec<[f32; 2]>) -> Self {
+        let mut lo = [f32::INFINITY; 2];
+        let mut hi = [f32::NEG_INFINITY; 2];
+        for w in points.windows(2) {
+            let (s, e) = (w[0], w[1]);
+            for p in [s, [2.0 * s[0] - e[0], 2.0 * s[1] - e[1]]] {
+                for k in 0..2 {
+                    lo[k] = lo[k].min(p[k]);
+                    hi[k] = hi[k].max(p[k]);
+                }
+            }
+        }
+        Self { id, points, lo, hi }
+    }
+
+    /// Its nearest mirrored-segment distance to `p`.
+    fn distance(&self, p: [f32; 2]) -> f32 {
+        self.points
+            .windows(2)
+            .map(|w| mirrored_distance(p, w[0], w[1]))
+            .fold(f32::INFINITY, |a, d| if d < a { d } else { a })
+    }
+
+    /// A lower bound of [`Lane::distance`] (with a margin for `f32` rounding).
+    fn bound(&self, p: [f32; 2]) -> f32 {
+        let gx = (self.lo[0] - p[0]).max(p[0] - self.hi[0]).max(0.0);
+        let gy = (self.lo[1] - p[1]).max(p[1] - self.hi[1]).max(0.0);
+        (gx * gx + gy * gy).sqrt() * (1.0 - 1e-5) - 1e-3
+    }
 }
 
 /// One signal column of the official tensors: a lane id with its state and stop point
@@ -92,10 +128,7 @@ impl TrafficLights {
             .iter()
             .filter(|f| f.kind == MapFeatureKind::Lane(LaneType::SurfaceStreet))
             .filter(|f| f.points.len() >= 2)
-            .map(|f| Lane {
-                id: f.id,
-                points: f.points.iter().map(|p| [p.x, p.y]).collect(),
-            })
+            .map(|f| Lane::new(f.id, f.points.iter().map(|p| [p.x, p.y]).collect()))
             .collect();
         // One column per lane id that ever has a signal, in order of appearance.
         let mut column: HashMap<i64, usize> = HashMap::new();
@@ -151,20 +184,18 @@ impl TrafficLights {
         self.fences.iter().all(|f| f.iter().all(Option::is_none))
     }
 
-    /// The id of the lane nearest to `p` over all surface-street lanes (first on ties).
-    fn current_lane(&self, p: [f32; 2]) -> Option<i64> {
-        let mut best = f32::INFINITY;
-        let mut arg = None;
-        for lane in &self.lanes {
-            for w in lane.points.windows(2) {
-                let d = mirrored_distance(p, w[0], w[1]);
-                if d < best {
-                    best = d;
-                    arg = Some(lane.id);
-                }
+    /// Whether lane `li` is the lane nearest to `p` over all surface-street lanes (the
+    /// first of equally near ones, as `argmin` picks). Lanes whose bounding box is
+    /// farther than lane `li` cannot be nearer and are skipped.
+    fn is_current_lane(&self, li: usize, p: [f32; 2]) -> bool {
+        let own = self.lanes[li].distance(p);
+        self.lanes.iter().enumerate().all(|(k, lane)| {
+            if k == li || lane.bound(p) > own {
+                return true;
             }
-        }
-        arg
+            let d = lane.distance(p);
+            if k < li { d > own } else { d >= own }
+        })
     }
 
     /// The position of `p` along signal `k`'s fence at step `t`, and the stop point's.
@@ -191,7 +222,6 @@ impl TrafficLights {
     pub fn violations(&self, x: &[f32], y: &[f32], valid: &[bool]) -> Vec<bool> {
         let n = x.len();
         let mut out = vec![false; n];
-        let mut lane_at: Vec<Option<Option<i64>>> = vec![None; n];
         for t in 1..n {
             if !valid[t] {
                 continue;
@@ -210,8 +240,7 @@ impl TrafficLights {
                 if !(before < stop_before && after > stop_after) {
                     continue;
                 }
-                let current = *lane_at[t].get_or_insert_with(|| self.current_lane([x[t], y[t]]));
-                if current == Some(self.lanes[li].id) {
+                if self.is_current_lane(li, [x[t], y[t]]) {
                     out[t] = true;
                     break;
                 }
@@ -262,6 +291,41 @@ mod tests {
             sdc_index: None,
             tracks_to_predict: vec![],
             objects_of_interest: vec![],
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pruned_current_lane_is_the_official_argmin(
+            lanes in proptest::collection::vec(
+                proptest::collection::vec((-50.0f32..50.0, -50.0f32..50.0), 2..12),
+                1..10,
+            ),
+            p in (-70.0f32..70.0, -70.0f32..70.0),
+        ) {
+            let tl = TrafficLights {
+                lanes: lanes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, pts)| Lane::new(i as i64, pts.into_iter().map(|(x, y)| [x, y]).collect()))
+                    .collect(),
+                signals: vec![],
+                fences: vec![],
+            };
+            let p = [p.0, p.1];
+            // The official flat argmin over (lane, segment).
+            let mut best = (f32::INFINITY, 0usize);
+            for (k, lane) in tl.lanes.iter().enumerate() {
+                for w in lane.points.windows(2) {
+                    let d = mirrored_distance(p, w[0], w[1]);
+                    if d < best.0 {
+                        best = (d, k);
+                    }
+                }
+            }
+            for k in 0..tl.lanes.len() {
+                proptest::prop_assert_eq!(tl.is_current_lane(k, p), k == best.1);
+            }
         }
     }
 
