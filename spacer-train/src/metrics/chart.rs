@@ -249,7 +249,8 @@ fn layout(agents: &[(&str, &SceneScores)]) -> Layout {
         .map(|(_, s)| s.bucketed.min_ade)
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let ade_max = nice_ceiling(ade_max.max(0.1));
+    // Four gridline steps of a round size.
+    let ade_max = 4.0 * nice_ceiling((ade_max / 4.0).max(0.025));
     Layout {
         width,
         height,
@@ -273,6 +274,22 @@ fn nice_ceiling(v: f64) -> f64 {
         }
     }
     10.0 * p
+}
+
+/// A minADE axis label with as many decimals as the axis step needs.
+fn ade_label(v: f64, max: f64) -> String {
+    if max >= 4.0 {
+        format!("{v:.0}")
+    } else if max >= 0.4 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Height of a bar of value fraction `frac`: at least 2 px so that zeros show.
+fn bar_top(l: &Layout, frac: f64) -> f32 {
+    l.y(frac).min(l.top + l.plot_h - 2.0)
 }
 
 impl Layout {
@@ -347,7 +364,7 @@ pub fn bar_chart_png(title: &str, agents: &[(&str, &SceneScores)]) -> Vec<u8> {
                 continue;
             }
             let x = l.bar_x(gx, a, n);
-            let y = l.y(v);
+            let y = bar_top(&l, v);
             c.rect(
                 x,
                 y,
@@ -385,7 +402,7 @@ pub fn bar_chart_png(title: &str, agents: &[(&str, &SceneScores)]) -> Vec<u8> {
         let f = k as f64 / 4.0;
         let y = l.y(f);
         c.rect(ax, y, l.group_w, 1.0, grid);
-        let label = format!("{:.1}", f * l.ade_max);
+        let label = ade_label(f * l.ade_max, l.ade_max);
         c.text(ax + l.group_w + 6.0, y - 7.0, &label, 2, ink);
     }
     for (a, (_, s)) in agents.iter().enumerate() {
@@ -394,7 +411,7 @@ pub fn bar_chart_png(title: &str, agents: &[(&str, &SceneScores)]) -> Vec<u8> {
             continue;
         }
         let x = l.bar_x(ax, a, n);
-        let y = l.y(v);
+        let y = bar_top(&l, v);
         c.rect(
             x,
             y,
@@ -468,7 +485,7 @@ pub fn bar_chart_svg(title: &str, agents: &[(&str, &SceneScores)]) -> String {
                 continue;
             }
             let x = l.bar_x(gx, a, n);
-            let y = l.y(v);
+            let y = bar_top(&l, v);
             let _ = writeln!(
                 s,
                 r#"<rect x="{x}" y="{y}" width="{}" height="{}" fill="{}"><title>{} {} {}: {v:.5}</title></rect>"#,
@@ -497,7 +514,7 @@ pub fn bar_chart_svg(title: &str, agents: &[(&str, &SceneScores)]) -> String {
             continue;
         }
         let x = l.bar_x(ax, a, n);
-        let y = l.y(v / l.ade_max);
+        let y = bar_top(&l, v / l.ade_max);
         let _ = writeln!(
             s,
             r#"<rect x="{x}" y="{y}" width="{}" height="{}" fill="{}"><title>{} minADE: {v:.4} m</title></rect>"#,
@@ -512,11 +529,11 @@ pub fn bar_chart_svg(title: &str, agents: &[(&str, &SceneScores)]) -> String {
         let y = l.y(f);
         let _ = writeln!(
             s,
-            r##"<line x1="{ax}" y1="{y}" x2="{}" y2="{y}" stroke="#d7d7d7"/><text x="{}" y="{}">{:.1}</text>"##,
+            r##"<line x1="{ax}" y1="{y}" x2="{}" y2="{y}" stroke="#d7d7d7"/><text x="{}" y="{}">{}</text>"##,
             ax + l.group_w,
             ax + l.group_w + 6.0,
             y + 5.0,
-            f * l.ade_max
+            ade_label(f * l.ade_max, l.ade_max)
         );
     }
     let _ = writeln!(
@@ -603,6 +620,8 @@ mod tests {
         assert_eq!(nice_ceiling(3.2), 5.0);
         assert_eq!(nice_ceiling(12.0), 20.0);
         assert_eq!(nice_ceiling(0.1), 0.1);
+        assert_eq!(ade_label(2.0, 4.0), "2");
+        assert_eq!(ade_label(0.5, 2.0), "0.5");
     }
 
     #[test]
