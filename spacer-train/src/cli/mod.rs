@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod data;
 pub mod info;
 
 /// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
@@ -19,11 +20,14 @@ pub struct Cli {
 pub enum Command {
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),
+    /// Scene data: inspect files, convert them into a scene cache.
+    Data(data::DataArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Data(a) => data::run(a),
     }
 }
