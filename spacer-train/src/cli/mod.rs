@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod data;
 pub mod info;
+pub mod metrics;
 
 /// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
 /// reference motion model.
@@ -22,6 +23,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Scene data: inspect files, convert them into a scene cache.
     Data(data::DataArgs),
+    /// Score sim-agent rollouts with the official Waymo Sim Agents metrics.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Runs a parsed command line.
@@ -29,5 +32,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Data(a) => data::run(a),
+        Command::Metrics(a) => metrics::run(a),
     }
 }

@@ -41,12 +41,14 @@ pub mod features;
 #[cfg(test)]
 mod golden_tests;
 pub mod likelihood;
+pub mod report;
 pub mod rollouts;
 pub mod scene;
 pub mod textformat;
 
 pub use config::{Feature, MetricsConfig};
 pub use features::{MetricFeatures, ScenarioFeatures};
+pub use report::{AgentScores, MetricsReport};
 pub use rollouts::{JointScene, ScenarioRollouts, SimulatedTrajectory, Submission};
 pub use scene::{SimAgentMetrics, SimAgentsBucketedMetrics, average_metrics, score_features};
 
