@@ -1,12 +1,15 @@
 //! The WOSAC metrics of one real scene (637f20cafde22ff8: 50 simulated objects, 4
 //! evaluated) with the shipped 32-rollout constant-velocity submission: features,
-//! scoring, and both, on all cores and on one.
+//! scoring, and both, on all cores and on one; and of the densest shipped scene
+//! (ee519cf571686d19: 84 simulated objects, 5 evaluated) with 32 log-replay rollouts.
 //!
 //! Run: `cargo bench --bench metrics`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use spacer_train::metrics::rollouts::read_submission;
-use spacer_train::metrics::{MetricsConfig, ScenarioFeatures, score_features, score_scenario};
+use spacer_train::metrics::{
+    MetricsConfig, ScenarioFeatures, ScenarioRollouts, score_features, score_scenario,
+};
 use spacer_train::paths::shared_data;
 use spacer_train::scenario::womd::read_scenes;
 
@@ -40,6 +43,19 @@ fn metrics(c: &mut Criterion) {
         .expect("thread pool");
     g.bench_function("features_and_score_2025_one_thread", |b| {
         b.iter(|| one.install(|| score_scenario(&config, &scene, &rollouts).expect("score")))
+    });
+    g.finish();
+
+    let dense = read_scenes(&shared_data("womd/ee519cf571686d19.tfrecord"))
+        .expect("shipped scene")
+        .remove(0);
+    let mut replay = ScenarioRollouts::logged(&dense);
+    let one_rollout = replay.joint_scenes[0].clone();
+    replay.joint_scenes = vec![one_rollout; 32];
+    let mut g = c.benchmark_group("metrics_ee519cf571686d19_32_log_replays");
+    g.sample_size(10);
+    g.bench_function("features_and_score_2025", |b| {
+        b.iter(|| score_scenario(&config, &dense, &replay).expect("score"))
     });
     g.finish();
 }

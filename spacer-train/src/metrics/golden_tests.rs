@@ -468,3 +468,25 @@ fn features_and_scores_of_the_plain_scene() {
     });
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+#[test]
+fn the_gpudrive_json_copy_of_the_scene_scores_nearly_the_same() {
+    // GPUDrive's JSON keeps one box size per object instead of one per step, so the
+    // box-based features (object and road-edge distances) move slightly.
+    use crate::scenario::load::{BadScenePolicy, load_scenes};
+    let path = crate::paths::shared_data("gpudrive/637f20cafde22ff8.json");
+    let scene = load_scenes(&path, BadScenePolicy::Fail).unwrap().remove(0);
+    let g = golden("constvel");
+    let ours = ScenarioFeatures::compute(&scene, &golden_rollouts("constvel", &scene)).unwrap();
+    let m = score_features(&config("challenge_2025_sim_agents"), &ours).unwrap();
+    let want = &g["metrics"]["challenge_2025_sim_agents"]["SimAgentMetrics"];
+    for (name, got) in m.fields() {
+        let w = want[name].as_f64().unwrap();
+        let tol = if name.starts_with("distance_to") {
+            2e-3
+        } else {
+            1e-4
+        };
+        assert!((got - w).abs() <= tol, "{name}: {got} vs official {w}");
+    }
+}
