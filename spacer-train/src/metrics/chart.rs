@@ -397,7 +397,7 @@ pub fn bar_chart_png(title: &str, agents: &[(&str, &SceneScores)]) -> Vec<u8> {
 
     // minADE panel: its own axis in metres.
     let ax = l.ade_left;
-    c.text(ax, l.top - 22.0, "MINADE (M)", 2, ink);
+    c.text(ax, l.top - 22.0, "MINADE", 2, ink);
     for k in 0..=4 {
         let f = k as f64 / 4.0;
         let y = l.y(f);

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use super::MetricsError;
 use super::rollouts::{JointScene, ScenarioRollouts};
-use crate::scenario::{ObjectType, Scene};
+use crate::scenario::{ObjectState, ObjectType, Scene};
 use interaction::{EXTREMELY_LARGE_DISTANCE, TtcBox};
 use map::{RoadEdges, SegmentHint};
 use traffic_light::TrafficLights;
@@ -297,39 +297,34 @@ impl<'a> Context<'a> {
             valid: Vec::with_capacity(n),
         };
         let c = self.current;
+        let nf = self.n_future();
         for k in order {
             let (ti, fut) = objects[k];
             let states = &self.scene.tracks[ti].states;
             let hist = &states[..=c];
-            let join = |h: &mut dyn Iterator<Item = f32>, f: &[f32]| -> Vec<f32> {
-                h.chain(f.iter().copied()).collect()
+            let at = states[c];
+            // The logged history, then the given future (or the current box size).
+            let series = |field: fn(&ObjectState) -> f32, future: &mut dyn Iterator<Item = f32>| {
+                hist.iter().map(field).chain(future).collect::<Vec<f32>>()
             };
             s.track.push(ti);
-            s.x.push(join(&mut hist.iter().map(|st| st.x), fut[0]));
-            s.y.push(join(&mut hist.iter().map(|st| st.y), fut[1]));
-            s.z.push(join(&mut hist.iter().map(|st| st.z), fut[2]));
+            s.x.push(series(|st| st.x, &mut fut[0].iter().copied()));
+            s.y.push(series(|st| st.y, &mut fut[1].iter().copied()));
+            s.z.push(series(|st| st.z, &mut fut[2].iter().copied()));
             s.heading
-                .push(join(&mut hist.iter().map(|st| st.heading), fut[3]));
-            let at = states[c];
-            let nf = self.n_future();
-            s.length.push(
-                hist.iter()
-                    .map(|st| st.length)
-                    .chain(std::iter::repeat_n(at.length, nf))
-                    .collect(),
-            );
-            s.width.push(
-                hist.iter()
-                    .map(|st| st.width)
-                    .chain(std::iter::repeat_n(at.width, nf))
-                    .collect(),
-            );
-            s.height.push(
-                hist.iter()
-                    .map(|st| st.height)
-                    .chain(std::iter::repeat_n(at.height, nf))
-                    .collect(),
-            );
+                .push(series(|st| st.heading, &mut fut[3].iter().copied()));
+            s.length.push(series(
+                |st| st.length,
+                &mut std::iter::repeat_n(at.length, nf),
+            ));
+            s.width.push(series(
+                |st| st.width,
+                &mut std::iter::repeat_n(at.width, nf),
+            ));
+            s.height.push(series(
+                |st| st.height,
+                &mut std::iter::repeat_n(at.height, nf),
+            ));
             s.valid.push(if log_validity {
                 states.iter().map(|st| st.valid).collect()
             } else {
