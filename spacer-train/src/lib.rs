@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod error;
 pub mod fsutil;
+pub mod metrics;
 pub mod paths;
 pub mod policy_file;
 pub mod scenario;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod data;
 pub mod info;
+pub mod metrics;
 
 /// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
 /// reference motion model.
@@ -25,6 +26,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Scene data: inspect files, convert them into a scene cache.
     Data(data::DataArgs),
+    /// Score sim-agent rollouts with the official Waymo Sim Agents metrics.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Runs a parsed command line.
@@ -33,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
+        Command::Metrics(a) => metrics::run(a),
     }
 }
