@@ -17,8 +17,6 @@
 //! Surplus candidates are cut by distance, never overflowed: the builder keeps at most
 //! the slot count in a bounded heap, so it needs no allocation whatever the input size.
 
-use heapless::binary_heap::{BinaryHeap, Max};
-
 use crate::geometry::{Pose, Vec2};
 use crate::math::{TAU, wrap_angle};
 
@@ -277,30 +275,41 @@ fn key(dist_sq: f32, index: usize) -> u64 {
 }
 
 /// Keeps the `cap` smallest keys; returns them sorted ascending in `out`.
-fn nearest<const N: usize>(
-    cap: usize,
-    candidates: impl Iterator<Item = u64>,
-    out: &mut heapless::Vec<u64, N>,
-) {
-    let mut heap: BinaryHeap<u64, Max, N> = BinaryHeap::new();
-    let cap = cap.min(N);
+///
+/// Keys are unique (the candidate index is in the low bits), so the result is exactly
+/// the `cap` smallest whatever the order. Candidates go into a buffer of twice the
+/// capacity; when it fills, a linear-time selection keeps the smallest half and sets the
+/// threshold that later candidates must beat, so the cost is linear in the candidates.
+fn nearest(cap: usize, candidates: impl Iterator<Item = u64>, out: &mut Selected) {
     out.clear();
+    let cap = cap.min(MAX_ROAD_SEGMENTS);
     if cap == 0 {
         return;
     }
+    let mut threshold = u64::MAX;
     for k in candidates {
-        if heap.len() < cap {
-            let _ = heap.push(k);
-        } else if heap.peek().is_some_and(|&top| k < top) {
-            let _ = heap.pop();
-            let _ = heap.push(k);
+        if k >= threshold {
+            continue;
         }
-    }
-    while let Some(k) = heap.pop() {
+        if out.len() == 2 * cap || out.is_full() {
+            out.select_nth_unstable(cap - 1);
+            out.truncate(cap);
+            threshold = out[cap - 1];
+            if k >= threshold {
+                continue;
+            }
+        }
         let _ = out.push(k);
     }
-    out.reverse();
+    if out.len() > cap {
+        out.select_nth_unstable(cap - 1);
+        out.truncate(cap);
+    }
+    out.sort_unstable();
 }
+
+/// Selection buffer of [`nearest`].
+type Selected = heapless::Vec<u64, { 2 * MAX_ROAD_SEGMENTS }>;
 
 /// Builds the observation of `ego` into `out` (length [`ObservationConfig::len`]).
 ///
@@ -337,22 +346,23 @@ pub fn build_from<P: AsPartnerView, R: AsRoadSegment>(
     if out.len() != config.len() {
         return Err(ObservationError::WrongLength);
     }
-    out.fill(0.0);
     if !ego.pose.is_finite() {
+        out.fill(0.0);
         return Err(ObservationError::NonFiniteEgo);
     }
     let (ego_out, rest) = out.split_at_mut(EGO_FEATURES);
     let (partner_out, road_out) = rest.split_at_mut(config.max_partners * PARTNER_FEATURES);
+    // The ego frame, once: the same cos / sin that `Pose::to_local` would compute.
+    let frame = EgoFrame::new(ego.pose);
 
-    let goal = ego.pose.to_local(ego.goal);
+    let goal = frame.to_local(ego.goal);
     let finite = |v: f32| if v.is_finite() { v } else { 0.0 };
     ego_out[0] = finite(ego.speed) / 100.0;
     ego_out[1] = finite(ego.length) / 30.0;
     ego_out[2] = finite(ego.width) / 15.0;
-    if ego.goal_visible && goal.is_finite() {
-        ego_out[3] = goal.x / 1000.0;
-        ego_out[4] = goal.y / 1000.0;
-    }
+    let show_goal = ego.goal_visible && goal.is_finite();
+    ego_out[3] = if show_goal { goal.x / 1000.0 } else { 0.0 };
+    ego_out[4] = if show_goal { goal.y / 1000.0 } else { 0.0 };
     ego_out[5] = if ego.collided { 1.0 } else { 0.0 };
 
     let r2 = config.radius * config.radius;
@@ -362,7 +372,7 @@ pub fn build_from<P: AsPartnerView, R: AsRoadSegment>(
         (d2 <= r2).then_some(d2) // false for NaN
     };
 
-    let mut picked: heapless::Vec<u64, MAX_ROAD_SEGMENTS> = heapless::Vec::new();
+    let mut picked = Selected::new();
     nearest(
         config.max_partners,
         partners.iter().enumerate().filter_map(|(i, p)| {
@@ -374,23 +384,26 @@ pub fn build_from<P: AsPartnerView, R: AsRoadSegment>(
         &mut picked,
     );
     let n_partners = picked.len();
-    for (slot, k) in partner_out
-        .chunks_exact_mut(PARTNER_FEATURES)
-        .zip(picked.iter())
-    {
-        let Some(p) = partners
+    let mut slots = partner_out.chunks_exact_mut(PARTNER_FEATURES);
+    // `picked` first: zip stops on it without taking a slot it will not fill.
+    for (k, slot) in picked.iter().zip(slots.by_ref()) {
+        let p = partners
             .get((*k & 0xFFFF_FFFF) as usize)
-            .map(|p| p.partner_view())
-        else {
+            .map(|p| p.partner_view());
+        let Some(p) = p else {
+            slot.fill(0.0);
             continue;
         };
-        let rel = ego.pose.relative(p.pose);
+        let rel = frame.to_local(p.pose.position());
         slot[0] = p.speed / 100.0;
         slot[1] = rel.x / 1000.0;
         slot[2] = rel.y / 1000.0;
-        slot[3] = rel.yaw / TAU;
+        slot[3] = wrap_angle(p.pose.yaw - ego.pose.yaw) / TAU;
         slot[4] = finite(p.length) / 30.0;
         slot[5] = finite(p.width) / 15.0;
+    }
+    for slot in slots {
+        slot.fill(0.0);
     }
 
     nearest(
@@ -403,14 +416,17 @@ pub fn build_from<P: AsPartnerView, R: AsRoadSegment>(
         &mut picked,
     );
     let n_roads = picked.len();
-    for (slot, k) in road_out.chunks_exact_mut(ROAD_FEATURES).zip(picked.iter()) {
+    let mut slots = road_out.chunks_exact_mut(ROAD_FEATURES);
+    // `picked` first: zip stops on it without taking a slot it will not fill.
+    for (k, slot) in picked.iter().zip(slots.by_ref()) {
+        slot.fill(0.0);
         let Some(r) = roads
             .get((*k & 0xFFFF_FFFF) as usize)
             .map(|r| r.road_segment())
         else {
             continue;
         };
-        let c = ego.pose.to_local(r.center);
+        let c = frame.to_local(r.center);
         slot[0] = c.x / 1000.0;
         slot[1] = c.y / 1000.0;
         slot[2] = finite(r.half_length) / 100.0;
@@ -419,10 +435,36 @@ pub fn build_from<P: AsPartnerView, R: AsRoadSegment>(
         slot[5] = wrap_angle(r.yaw - ego.pose.yaw) / TAU;
         slot[6 + r.kind as usize] = 1.0;
     }
+    for slot in slots {
+        slot.fill(0.0);
+    }
     Ok(ObservationCounts {
         partners: n_partners,
         road_segments: n_roads,
     })
+}
+
+/// The ego's frame with its rotation computed once; maps exactly as
+/// [`Pose::to_local`] does.
+struct EgoFrame {
+    origin: Vec2,
+    cos: f32,
+    sin: f32,
+}
+
+impl EgoFrame {
+    fn new(pose: Pose) -> Self {
+        Self {
+            origin: pose.position(),
+            cos: crate::math::cos(pose.yaw),
+            sin: crate::math::sin(pose.yaw),
+        }
+    }
+
+    #[inline]
+    fn to_local(&self, world: Vec2) -> Vec2 {
+        (world - self.origin).rotate_cs(self.cos, -self.sin)
+    }
 }
 
 /// Turns a polyline into road segments: points that are nearly collinear with their
@@ -657,6 +699,41 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn nearest_keeps_exactly_the_smallest_keys(
+            dists in proptest::collection::vec(0.0f32..2500.0, 0..1200),
+            cap in 0usize..=200,
+        ) {
+            let keys: Vec<u64> = dists.iter().enumerate().map(|(i, &d)| key(d, i)).collect();
+            let mut got = Selected::new();
+            nearest(cap, keys.iter().copied(), &mut got);
+            let mut want = keys.clone();
+            want.sort_unstable();
+            want.truncate(cap);
+            prop_assert_eq!(got.as_slice(), want.as_slice());
+        }
+
+        #[test]
+        fn whatever_the_buffer_held_before_is_overwritten(
+            pts in proptest::collection::vec((-60.0f32..60.0, -60.0f32..60.0, -3.1f32..3.1), 0..80),
+            split in 0usize..80,
+        ) {
+            let cfg = ObservationConfig::default();
+            let ego = ego_at(Pose::new(1.0, -2.0, 0.3));
+            let split = split.min(pts.len());
+            let parts: Vec<PartnerView> = pts[..split].iter()
+                .map(|&(x, y, h)| PartnerView { pose: Pose::new(x, y, h), speed: 2.0, length: 4.0, width: 2.0 })
+                .collect();
+            let roads: Vec<RoadSegment> = pts[split..].iter()
+                .map(|&(x, y, h)| RoadSegment { center: Vec2::new(x, y), yaw: h, half_length: 1.0, half_width: 0.1, height: 0.0, kind: RoadKind::Crosswalk })
+                .collect();
+            let mut fresh = std::vec![0.0f32; OBS_DIM];
+            let mut dirty = std::vec![f32::NAN; OBS_DIM];
+            build(&cfg, &ego, &parts, &roads, &mut fresh).unwrap();
+            build(&cfg, &ego, &parts, &roads, &mut dirty).unwrap();
+            prop_assert!(fresh.iter().zip(&dirty).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+
         #[test]
         fn moving_the_whole_scene_changes_nothing(
             tx in -5000.0f32..5000.0, ty in -5000.0f32..5000.0, rot in -3.1f32..3.1,
