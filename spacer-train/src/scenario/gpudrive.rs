@@ -17,8 +17,9 @@
 //!   GPUDrive's -10000 marker; invalid states are stored as [`ObjectState::default`].
 //!   (The older `dense_` layout fills invalid samples with 0.0001 instead; `valid`
 //!   decides there.)
-//! - Box sizes are per object in this format and are copied to every valid step;
-//!   `height` may be missing (0).
+//! - Box sizes are per object in this format (GPUDrive's converter keeps WOMD's size
+//!   at the track's last valid step) and are copied to every valid step; `height`
+//!   may be missing (0).
 //! - `id` may be missing (older layouts, fixtures): objects and roads are then
 //!   numbered by their index.
 //! - `metadata` may be missing (the older `dense_` layout): no self-driving car, no

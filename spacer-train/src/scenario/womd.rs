@@ -17,6 +17,8 @@
 //! [`WomdReader`] streams [`Scene`]s from a file; [`read_scenes`] collects them.
 //!
 //! Conversion rules (what "missing" means for proto2 optional fields):
+//! - refused: object types outside `Track.ObjectType` and difficulties outside
+//!   0..=2 (unknown map sub-types and signal states read as unknown);
 //! - required: `scenario_id` (non-empty), `current_time_index`, every track's `id`,
 //!   every map feature's `id` and its `feature_data`, a stop sign's `position`, a
 //!   signal's `lane` and `stop_point`, a prediction's `track_index`, and in every
@@ -359,7 +361,14 @@ pub fn scenario_to_scene(
     let mut tracks = Vec::with_capacity(s.tracks.len());
     for (ti, t) in s.tracks.iter().enumerate() {
         let track_id = t.id.ok_or_else(|| missing(format!("tracks[{ti}].id")))?;
-        let object_type = ObjectType::from_proto(t.object_type.unwrap_or(0));
+        let type_value = t.object_type.unwrap_or(0);
+        if !(0..=4).contains(&type_value) {
+            return Err(err(
+                format!("tracks[{ti}].object_type"),
+                &format!("unknown object type {type_value} (expected 0..=4)"),
+            ));
+        }
+        let object_type = ObjectType::from_proto(type_value);
         let mut states = Vec::with_capacity(t.states.len());
         for (si, st) in t.states.iter().enumerate() {
             if !st.valid.unwrap_or(false) {
@@ -478,9 +487,16 @@ pub fn scenario_to_scene(
         let field = format!("tracks_to_predict[{pi}].track_index");
         let i = p.track_index.ok_or_else(|| missing(field.clone()))?;
         let track_index = usize::try_from(i).map_err(|_| err(field, "negative index"))?;
+        let d = p.difficulty.unwrap_or(0);
+        let difficulty = u8::try_from(d).ok().filter(|d| *d <= 2).ok_or_else(|| {
+            err(
+                format!("tracks_to_predict[{pi}].difficulty"),
+                &format!("difficulty {d} is not 0, 1 or 2"),
+            )
+        })?;
         tracks_to_predict.push(PredictionTarget {
             track_index,
-            difficulty: u8::try_from(p.difficulty.unwrap_or(0).clamp(0, 2)).unwrap_or(0),
+            difficulty,
         });
     }
 
@@ -891,6 +907,17 @@ mod tests {
         s.tracks[1].id = s.tracks[0].id;
         let e = load_err("dup.tfrecord", &framed(&[encode(&s)]));
         assert!(e.contains("tracks[1].id") && e.contains("duplicate"), "{e}");
+        let mut s = good.clone();
+        s.tracks[3].object_type = Some(9);
+        let e = load_err("type.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("field tracks[3].object_type") && e.contains("unknown object type 9"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.tracks_to_predict[2].difficulty = Some(3);
+        let e = load_err("difficulty.tfrecord", &framed(&[encode(&s)]));
+        assert!(e.contains("field tracks_to_predict[2].difficulty"), "{e}");
         let mut s = good;
         s.tracks_to_predict[0].track_index = Some(500);
         let e = load_err("ttp.tfrecord", &framed(&[encode(&s)]));
