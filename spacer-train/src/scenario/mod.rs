@@ -8,6 +8,7 @@
 //! like the official metric code's tensors.
 
 pub mod cache;
+pub mod synthetic;
 
 use serde::{Deserialize, Serialize};
 use spacer_core::agent::AgentKind;
