@@ -5,6 +5,7 @@
 //! - [`scenario`]: the scene model and its readers (WOMD TFRecord, GPUDrive JSON,
 //!   INTERACTION), the scene cache, and the synthetic scene generator.
 //! - [`policy_file`]: spacer-core's weights blob on disk.
+//! - [`render`]: bird's-eye PNG / SVG renders of scenes.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod paths;
 pub mod policy_file;
+pub mod render;
 pub mod scenario;
 
 pub use error::{DataError, Location};
