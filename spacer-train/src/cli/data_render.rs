@@ -6,13 +6,14 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::render::{RenderOptions, Window, render_to_file};
-use crate::scenario::Scene;
-use crate::scenario::cache::CacheReader;
+use crate::scenario::validate::StepRule;
+use crate::scenario::{BadScenePolicy, LoadOptions, Scene, SceneStream};
 
 /// Arguments of `spacer data render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The scene file (a scene cache, `.spc`).
+    /// The scene file: WOMD `.tfrecord`, GPUDrive `.json`, scene cache `.spc` or
+    /// INTERACTION `.csv`.
     pub scene: PathBuf,
     /// Output image, `.png` or `.svg`.
     #[arg(long)]
@@ -57,17 +58,26 @@ fn parse_window(s: &str) -> Result<Window, String> {
     }
 }
 
-/// Reads scene `index` of `path`.
+/// Reads scene `index` of `path`, a file of any format [`crate::scenario::load`]
+/// reads (WOMD TFRecord, GPUDrive JSON, scene cache, INTERACTION CSV). Scenes are
+/// streamed, so only those up to `index` are read; a scene with fewer steps than 91
+/// (a one-step fixture) still renders.
 ///
 /// # Errors
-/// The file cannot be read, or has fewer scenes.
+/// The file cannot be read, a scene up to `index` is malformed, or the file has
+/// fewer scenes.
 pub fn load_scene(path: &Path, index: usize) -> anyhow::Result<Scene> {
-    let mut reader = CacheReader::open(path)?;
+    let options = LoadOptions {
+        steps: StepRule::Any,
+        quiet: true,
+        ..LoadOptions::new(BadScenePolicy::Fail)
+    };
+    let stream = SceneStream::open(&[path.to_path_buf()], options)?;
     let mut n = 0;
-    for scene in reader.by_ref() {
-        let scene = scene?;
+    for loaded in stream {
+        let loaded = loaded?;
         if n == index {
-            return Ok(scene);
+            return Ok(loaded.scene);
         }
         n += 1;
     }
@@ -143,5 +153,39 @@ mod tests {
         );
         let e = load_scene(&cache, 5).unwrap_err().to_string();
         assert!(e.contains("holds 2 scenes"), "{e}");
+    }
+
+    #[test]
+    fn renders_real_scenes_of_every_shipped_format() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "womd/637f20cafde22ff8.tfrecord",
+            "gpudrive/tl_tfrecord-00000-of-00150_2a173b334be3d32c.json",
+        ] {
+            let scene = load_scene(&crate::paths::shared_data(file), 0).unwrap();
+            let out = dir.path().join("real.png");
+            crate::render::render_to_file(
+                &scene,
+                &RenderOptions {
+                    size: 256,
+                    ..RenderOptions::default()
+                },
+                &out,
+            )
+            .unwrap();
+            assert!(std::fs::metadata(&out).unwrap().len() > 1000, "{file}");
+        }
+        // A one-step fixture renders too.
+        let fixture = crate::paths::shared_data("gpudrive/agent-agent-collision.json");
+        let scene = load_scene(&fixture, 0).unwrap();
+        let svg = crate::render::render_svg(
+            &scene,
+            &RenderOptions {
+                step: Some(0),
+                ..RenderOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(svg.contains("<polygon"));
     }
 }

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod data;
 pub mod data_gen;
 pub mod data_render;
 pub mod info;
@@ -21,25 +22,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),
-    /// Scene data: generate synthetic scenes, render scenes.
-    #[command(subcommand)]
-    Data(DataCommand),
-}
-
-/// The `data` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum DataCommand {
-    /// Generate synthetic scenes into a scene cache.
-    Gen(data_gen::GenArgs),
-    /// Render a scene at a step to PNG or SVG.
-    Render(data_render::RenderArgs),
+    /// Scene data: inspect files, convert them into a scene cache, generate synthetic
+    /// scenes, render a scene.
+    Data(data::DataArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
-        Command::Data(DataCommand::Gen(a)) => data_gen::run(a),
-        Command::Data(DataCommand::Render(a)) => data_render::run(a),
+        Command::Data(a) => data::run(a),
     }
 }
