@@ -547,6 +547,14 @@ mod tests {
     /// Every physical and structural invariant a synthetic scene must meet.
     fn check_scene(scene: &Scene) -> Result<(), String> {
         let id = &scene.id;
+        // What every loaded scene must pass.
+        crate::scenario::validate::validate_scene(
+            scene,
+            crate::scenario::validate::StepRule::Full,
+            std::path::Path::new("synthetic"),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
         ensure_eq!(scene.source, SceneSource::Synthetic);
         ensure_eq!(scene.current_step, CURRENT_STEP);
         ensure_eq!(scene.signals.len(), NUM_STEPS, "{id}");
@@ -942,6 +950,59 @@ mod tests {
                 100.0 * moving_end as f64 / veh as f64,
                 frozen
             );
+        }
+    }
+
+    /// Renders the first failing scene of a survey (or of `SCENE_SEED`, hex, with
+    /// `LAYOUT`) close up around the failing track, into the temporary directory
+    /// (diagnostics).
+    #[test]
+    #[ignore]
+    fn survey_render() {
+        let out = std::env::temp_dir().join("spacer-survey");
+        std::fs::create_dir_all(&out).unwrap();
+        let mut config = test_config();
+        if let Some(l) = std::env::var("LAYOUT")
+            .ok()
+            .and_then(|l| Layout::ALL.into_iter().find(|x| x.name() == l))
+        {
+            config.layouts = LayoutMix::only(l);
+        }
+        let scenes = match std::env::var("SCENE_SEED") {
+            Ok(hex) => vec![generate(&config, u64::from_str_radix(&hex, 16).unwrap())],
+            Err(_) => generate_many(&config, 200, 77),
+        };
+        for s in &scenes {
+            let Err(e) = check_scene(s) else { continue };
+            println!("{e}");
+            let num = |key: &str| -> Option<usize> {
+                let i = e.find(key)? + key.len();
+                e[i..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            };
+            let track = num("track ").or_else(|| num("tracks "));
+            let (Some(t), Some(k)) = (track, num("step ")) else {
+                break;
+            };
+            let mut sc = s.clone();
+            sc.sdc_index = Some(t);
+            for step in [k.saturating_sub(10), k, (k + 10).min(90)] {
+                let opts = crate::render::RenderOptions {
+                    step: Some(step),
+                    radius: Some(25.0),
+                    ..Default::default()
+                };
+                let path = out.join(format!("fail_{step}.png"));
+                crate::render::render_to_file(&sc, &opts, &path).unwrap();
+                println!("{}", path.display());
+            }
+            for j in k.saturating_sub(3)..(k + 3).min(91) {
+                println!("{j}: {:?}", s.tracks[t].states[j]);
+            }
+            break;
         }
     }
 

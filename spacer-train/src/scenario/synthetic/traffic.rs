@@ -566,17 +566,23 @@ impl Sim<'_> {
             let limit = {
                 let me = &self.vehicles[i];
                 let mut room = f32::INFINITY;
-                if let Some((gap, vl)) = self.leader(i) {
+                for (gap, vl) in self.leaders(i) {
                     room = room.min((gap - me.d.s0).max(0.0) + vl * vl / (2.0 * me.d.b_comf));
                 }
                 let lane = &net.lanes[me.lane()];
-                let controlled = me
-                    .route
-                    .get(me.k + 1)
-                    .is_some_and(|&n| net.lanes[n].connector.is_some())
-                    || matches!(lane.control, Control::MergeYield { .. });
-                if controlled {
-                    room = room.min((lane.path.len() - me.s - me.half() - me.d.s0).max(0.0));
+                let stop_at = match lane.control {
+                    Control::MergeYield { yield_s } => Some(yield_s),
+                    _ if me
+                        .route
+                        .get(me.k + 1)
+                        .is_some_and(|&n| net.lanes[n].connector.is_some()) =>
+                    {
+                        Some(lane.path.len())
+                    }
+                    _ => None,
+                };
+                if let Some(at) = stop_at {
+                    room = room.min((at - me.s - me.half() - me.d.s0).max(0.0));
                 }
                 (2.0 * me.d.b_comf * room).sqrt()
             };
@@ -711,20 +717,21 @@ impl Sim<'_> {
         }
     }
 
-    /// The nearest constraint ahead from other vehicles: (gap, leader speed).
-    fn leader(&self, i: usize) -> Option<(f32, f32)> {
+    /// The constraints ahead from other vehicles, as (gap, leader speed): the nearest
+    /// vehicle along the route (which shields those behind it), vehicles on sibling
+    /// connectors that have not diverged, committed mergers and merge partners on
+    /// converging lanes (which shield nothing, so the search goes on past them), and
+    /// the vehicle ahead in a lane being left. The caller takes the most restrictive.
+    fn leaders(&self, i: usize) -> Vec<(f32, f32)> {
         let net = self.net;
         let me = &self.vehicles[i];
-        let mut best: Option<(f32, f32)> = None;
-        let take = |best: &mut Option<(f32, f32)>, gap: f32, v: f32| {
-            if best.is_none_or(|(g, _)| gap < g) {
-                *best = Some((gap, v));
-            }
-        };
+        let mut found: Vec<(f32, f32)> = Vec::new();
+        let take = |found: &mut Vec<(f32, f32)>, gap: f32, v: f32| found.push((gap, v));
         let mut offset = -me.s;
         for kk in me.k..me.route.len() {
             let lane = me.route[kk];
             let l = &net.lanes[lane];
+            let mut physical = false;
             for &(sj, j) in &self.occ[lane] {
                 if j == i {
                     continue;
@@ -734,7 +741,8 @@ impl Sim<'_> {
                     continue;
                 }
                 let o = &self.vehicles[j];
-                take(&mut best, rel - o.half() - me.half(), o.v);
+                take(&mut found, rel - o.half() - me.half(), o.v);
+                physical = true;
                 break;
             }
             if let Some(c) = &l.connector {
@@ -743,7 +751,8 @@ impl Sim<'_> {
                         let o = &self.vehicles[j];
                         let rel = offset + sj;
                         if j != i && rel > 0.0 && sj - o.half() < div {
-                            take(&mut best, rel - o.half() - me.half(), o.v);
+                            take(&mut found, rel - o.half() - me.half(), o.v);
+                            physical = true;
                         }
                     }
                 }
@@ -775,13 +784,13 @@ impl Sim<'_> {
                             }
                             let rel = to_merge - (plen - sj);
                             if rel > 0.0 {
-                                take(&mut best, rel - o.half() - me.half(), o.v);
+                                take(&mut found, rel - o.half() - me.half(), o.v);
                             }
                         }
                     }
                 }
             }
-            if best.is_some_and(|(g, _)| g < offset + l.path.len()) {
+            if physical {
                 break;
             }
             offset += l.path.len();
@@ -798,12 +807,12 @@ impl Sim<'_> {
                 let rel = sj - me.from_s;
                 if rel > 0.0 {
                     let o = &self.vehicles[j];
-                    take(&mut best, rel - o.half() - me.half(), o.v);
+                    take(&mut found, rel - o.half() - me.half(), o.v);
                     break;
                 }
             }
         }
-        best
+        found
     }
 
     fn step(&mut self, recording: bool) {
@@ -900,8 +909,11 @@ impl Sim<'_> {
                 }
             }
         }
-        let lead = self.leader(i);
-        let a_lead = d.idm(v, v0_eff, lead.map(|(g, vl)| (g, v - vl)));
+        let a_lead = self
+            .leaders(i)
+            .into_iter()
+            .map(|(g, vl)| d.idm(v, v0_eff, Some((g, v - vl))))
+            .fold(d.idm(v, v0_eff, None), f32::min);
         let mut a = a_lead.min(a_zone);
         // Intersection approach.
         let next = self.vehicles[i].route.get(k + 1).copied();
