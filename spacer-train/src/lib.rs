@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod eval;
 pub mod fsutil;
 pub mod metrics;
 pub mod paths;

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod data;
 pub mod data_gen;
 pub mod data_render;
+pub mod eval;
 pub mod info;
 pub mod metrics;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Data(data::DataArgs),
     /// Score sim-agent rollouts with the official Waymo Sim Agents metrics.
     Metrics(metrics::MetricsArgs),
+    /// Roll sim agents out in the simulator and score them with the WOSAC metrics.
+    Eval(eval::EvalArgs),
 }
 
 /// Runs a parsed command line.
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
         Command::Metrics(a) => metrics::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }
