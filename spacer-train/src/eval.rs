@@ -190,7 +190,7 @@ pub fn evaluate(
             .iter()
             .flat_map(|s| std::iter::repeat_n(Arc::clone(s), rollouts))
             .collect();
-        let mut sim = Simulator::new(&worlds, config.sim.clone())?;
+        let mut sim = Simulator::new(&worlds, config.sim)?;
         let seed = crate::sim::derive_seed(config.seed, &[b as u64]);
         let stats = sim.run(agent, seed)?;
         agent_steps += stats.agent_steps();
