@@ -6,6 +6,7 @@ pub mod bench;
 pub mod data;
 pub mod data_gen;
 pub mod data_render;
+pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod metrics;
@@ -23,6 +24,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The main job on the shipped and generated scenes: every sim agent rolled out and
+    /// scored with the WOSAC metrics.
+    Demo(demo::DemoArgs),
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),
     /// Measure throughput (`spacer bench sim`).
@@ -39,6 +43,7 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
