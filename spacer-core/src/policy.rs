@@ -1025,37 +1025,89 @@ fn linear_tile<const IN: usize, const OUT: usize>(
     linear_rows(&rows[..m], w, b, &mut out_rows[..m]);
 }
 
-/// `m` independent [`linear`]s sharing one weight matrix: each weight row is loaded
-/// once for all rows of the tile. Per output the sum order is that of [`linear`].
+/// `m` independent [`linear`]s sharing one weight matrix: register-blocked over
+/// [`ROWS_TILE`] inputs x [`COLS_TILE`] outputs, so that each weight is loaded once per
+/// four agents instead of once per agent. Per output the sum order is that of
+/// [`linear`] (sequential over the inputs), so the results are the same bits.
 fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
     let Some(n_out) = outs.first().map(|o| o.len()) else {
         return;
     };
-    let n_in = xs.first().map_or(0, |x| x.len());
-    let mut j0 = 0;
-    while j0 < n_out {
-        let width = BLOCK.min(n_out - j0);
-        let mut acc = [[0.0f32; BLOCK]; BATCH_TILE];
-        for a in acc.iter_mut().take(outs.len()) {
-            a[..width].copy_from_slice(b.get(j0..j0 + width).unwrap_or(&[0.0; BLOCK][..width]));
-        }
-        for i in 0..n_in {
-            let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + width) else {
-                break;
-            };
-            for (a, x) in acc.iter_mut().zip(xs.iter()) {
-                let xi = x.get(i).copied().unwrap_or(0.0);
-                for (av, &wv) in a.iter_mut().zip(row) {
-                    *av += xi * wv;
+    for (xg, og) in xs.chunks(ROWS_TILE).zip(outs.chunks_mut(ROWS_TILE)) {
+        let mut j0 = 0;
+        if xg.len() == ROWS_TILE {
+            // Interleave the inputs once per group: xt[i] holds input i of every row.
+            let n_in = xg.iter().map(|x| x.len()).min().unwrap_or(0).min(CONCAT);
+            let mut xt = [[0.0f32; ROWS_TILE]; CONCAT];
+            for (r, x) in xg.iter().enumerate() {
+                for (t, &v) in xt.iter_mut().zip(x.iter()).take(n_in) {
+                    t[r] = v;
                 }
             }
-        }
-        for (a, o) in acc.iter().zip(outs.iter_mut()) {
-            if let Some(dst) = o.get_mut(j0..j0 + width) {
-                dst.copy_from_slice(&a[..width]);
+            while j0 + COLS_TILE <= n_out {
+                rows_block::<ROWS_TILE, COLS_TILE>(&xt[..n_in], w, b, n_out, j0, og);
+                j0 += COLS_TILE;
             }
         }
-        j0 += width;
+        while j0 + 8 <= n_out {
+            for (x, o) in xg.iter().zip(og.iter_mut()) {
+                linear_block::<8, false>(x, w, b, j0, o);
+            }
+            j0 += 8;
+        }
+        while j0 < n_out {
+            for (x, o) in xg.iter().zip(og.iter_mut()) {
+                linear_block::<1, false>(x, w, b, j0, o);
+            }
+            j0 += 1;
+        }
+    }
+}
+
+/// Inputs per register block of [`linear_rows`].
+const ROWS_TILE: usize = 4;
+/// Outputs per register block of [`linear_rows`].
+#[cfg(target_arch = "arm")]
+const COLS_TILE: usize = 4;
+#[cfg(not(target_arch = "arm"))]
+const COLS_TILE: usize = 16;
+
+/// Outputs `j0..j0 + C` of `R` linears at once, accumulated in registers, from the
+/// interleaved inputs `xt` (`xt[i]` holds input `i` of every row), so the inner loops
+/// run over fixed-size arrays without bounds checks.
+#[inline(always)]
+fn rows_block<const R: usize, const C: usize>(
+    xt: &[[f32; R]],
+    w: &[f32],
+    b: &[f32],
+    n_out: usize,
+    j0: usize,
+    outs: &mut [&mut [f32]],
+) {
+    let mut acc = [[0.0f32; C]; R];
+    if let Some(bias) = b.get(j0..j0 + C) {
+        for a in acc.iter_mut() {
+            a.copy_from_slice(bias);
+        }
+    }
+    for (xi, row) in xt.iter().zip(w.chunks_exact(n_out)) {
+        let Some(seg) = row
+            .get(j0..j0 + C)
+            .and_then(|s| <&[f32; C]>::try_from(s).ok())
+        else {
+            break;
+        };
+        let wv: [f32; C] = *seg;
+        for (a, &x) in acc.iter_mut().zip(xi.iter()) {
+            for (av, &wj) in a.iter_mut().zip(wv.iter()) {
+                *av += x * wj;
+            }
+        }
+    }
+    for (a, o) in acc.iter().zip(outs.iter_mut()) {
+        if let Some(dst) = o.get_mut(j0..j0 + C) {
+            dst.copy_from_slice(a);
+        }
     }
 }
 
