@@ -18,5 +18,8 @@ pub mod fsutil;
 pub mod paths;
 pub mod policy_file;
 pub mod scenario;
+pub mod tokenized;
+pub mod training;
+pub mod vocab;
 
 pub use error::{DataError, Location};
