@@ -17,6 +17,7 @@ pub mod error;
 pub mod fsutil;
 pub mod paths;
 pub mod policy_file;
+pub mod reference;
 pub mod scenario;
 pub mod tokenized;
 pub mod training;

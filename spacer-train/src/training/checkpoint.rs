@@ -36,6 +36,18 @@ pub struct Checkpoint {
     pub optimizer: Vec<u8>,
     /// The run's curves so far, and anything else the trainer keeps (JSON).
     pub extra: String,
+    /// Named binary attachments (the vocabulary file, for instance).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Checkpoint {
+    /// The attachment called `name`.
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
 }
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
@@ -159,12 +171,14 @@ mod tests {
             model,
             optimizer: Vec::new(),
             extra: String::new(),
+            files: vec![("a".into(), vec![1, 2])],
         };
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.ckpt");
         ck.write(&p).unwrap();
         let back = Checkpoint::read(&p, "test").unwrap();
         assert_eq!(back, ck);
+        assert_eq!(back.file("a"), Some(&[1u8, 2][..]));
         let rec = record_from_bytes::<Cpu, _>(&back.model, &dev).unwrap();
         let lin2: Linear<Cpu> = LinearConfig::new(3, 2).init(&dev).load_record(rec);
         assert_eq!(lin2.weight.val().into_data(), lin.weight.val().into_data());
