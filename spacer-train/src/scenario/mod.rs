@@ -8,6 +8,8 @@
 //! like the official metric code's tensors.
 
 pub mod cache;
+pub mod gpudrive;
+pub mod womd;
 
 use serde::{Deserialize, Serialize};
 use spacer_core::agent::AgentKind;
