@@ -158,6 +158,49 @@ pub fn tokenize_track(
     a.pose_valid.iter().any(|&v| v).then_some(a)
 }
 
+/// Fraction of moving vehicle steps (more than 0.2 m between consecutive valid steps)
+/// whose logged heading agrees with the direction of motion within 45 degrees
+/// (forwards or backwards); `None` when no vehicle moves. Real logs score above 0.9;
+/// headings in another unit or frame score far lower.
+pub fn heading_agreement(scene: &Scene) -> Option<f64> {
+    let (mut n, mut ok) = (0usize, 0usize);
+    for t in &scene.tracks {
+        if t.object_type != crate::scenario::ObjectType::Vehicle {
+            continue;
+        }
+        for w in t.states.windows(2) {
+            if !(usable(&w[0]) && usable(&w[1])) {
+                continue;
+            }
+            let d = logged_pose(&w[1]).position() - logged_pose(&w[0]).position();
+            if d.norm() < 0.2 {
+                continue;
+            }
+            let diff = spacer_core::math::wrap_angle(d.angle() - w[0].heading).abs();
+            n += 1;
+            ok += (!(std::f32::consts::FRAC_PI_4..=3.0 * std::f32::consts::FRAC_PI_4)
+                .contains(&diff)) as usize;
+        }
+    }
+    (n > 0).then(|| ok as f64 / n as f64)
+}
+
+/// Why a scene cannot teach motion, if it cannot: fewer than 3 steps, or headings
+/// that disagree with the motion ([`heading_agreement`] below 0.8).
+pub fn motion_problem(scene: &Scene) -> Option<String> {
+    if scene.num_steps() < 3 {
+        return Some(format!("only {} steps", scene.num_steps()));
+    }
+    match heading_agreement(scene) {
+        Some(a) if a < 0.8 => Some(format!(
+            "headings agree with the direction of motion for only {:.0}% of moving vehicle \
+             steps (degrees instead of radians?)",
+            100.0 * a
+        )),
+        _ => None,
+    }
+}
+
 fn finite_or(v: f32, default: f32) -> f32 {
     if v.is_finite() && v > 0.0 { v } else { default }
 }
@@ -236,7 +279,14 @@ pub(crate) mod tests {
             "{:?} {log:?}",
             a.poses[45]
         );
-        let s = tokenize_scene(&scene_of("s", vec![t]), &v);
+        let mut scene = scene_of("s", vec![t]);
+        let s = tokenize_scene(&scene, &v);
         assert_eq!((s.steps, s.agents.len()), (45, 1));
+        assert_eq!(heading_agreement(&scene), Some(1.0));
+        assert_eq!(motion_problem(&scene), None);
+        for st in &mut scene.tracks[0].states {
+            st.heading = st.heading.to_degrees() + 1.0;
+        }
+        assert!(motion_problem(&scene).unwrap().contains("degrees"));
     }
 }

@@ -3,6 +3,9 @@
 use clap::{Parser, Subcommand};
 
 pub mod info;
+pub mod scenes;
+pub mod train_ref;
+pub mod vocab;
 
 /// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
 /// reference motion model.
@@ -19,11 +22,17 @@ pub struct Cli {
 pub enum Command {
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),
+    /// Build or evaluate the motion-token vocabulary.
+    Vocab(vocab::VocabArgs),
+    /// Train the reference motion model.
+    TrainRef(train_ref::TrainRefArgs),
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Vocab(a) => vocab::run(a),
+        Command::TrainRef(a) => train_ref::run(a),
     }
 }

@@ -64,18 +64,18 @@ pub struct ReferenceConfig {
 
 impl ReferenceConfig {
     /// About 0.3M parameters at K = 200: hidden 64, 4 heads, 1 map layer, 2 agent
-    /// layers. Trains on a CPU in minutes.
+    /// layers, 8 neighbours per attention. Trains on a CPU in minutes.
     pub fn nano(tokens: usize) -> Self {
         Self {
             name: "nano".into(),
             network: NetworkConfig::new(64, 4, 1, 2, 128, tokens),
             graph: GraphConfig {
-                map_neighbours: 16,
+                map_neighbours: 8,
                 map_radius: 20.0,
-                time_window: 6,
-                agent_map_neighbours: 16,
+                time_window: 5,
+                agent_map_neighbours: 8,
                 agent_map_radius: 30.0,
-                agent_neighbours: 16,
+                agent_neighbours: 8,
                 agent_radius: 30.0,
             },
             map: MapTokenConfig {
