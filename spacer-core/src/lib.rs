@@ -39,6 +39,8 @@
 #![deny(unsafe_code)]
 
 pub mod agent;
+#[cfg(feature = "ffi")]
+pub mod ffi;
 pub mod geometry;
 pub mod kinematics;
 pub mod math;

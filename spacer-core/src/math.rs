@@ -102,7 +102,7 @@ pub fn hypot(x: f32, y: f32) -> f32 {
 /// of ln2) and a degree-7 Taylor polynomial for `e^r`; relative error below 3e-7.
 /// Inputs outside the range are clamped to it.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+pub fn exp_nonpositive(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -233,6 +233,22 @@ mod tests {
     use super::Rng;
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn exp_nonpositive_is_accurate() {
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let want = (x as f64).exp();
+            let got = exp_nonpositive(x) as f64;
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}) = {got}, want {want}"
+            );
+            x += 1.0e-3;
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert!(exp_nonpositive(-1e9) > 0.0 && exp_nonpositive(5.0) == 1.0);
+    }
 
     #[test]
     fn tanh_fast_is_accurate_everywhere() {

@@ -134,6 +134,47 @@ pub struct RoadSegment {
     pub kind: RoadKind,
 }
 
+/// Anything the builder can read as a partner: [`PartnerView`] itself, a reference to
+/// one, or a caller's own record (the C ABI's, a simulator's agent table).
+pub trait AsPartnerView {
+    /// The partner as the builder sees it.
+    fn partner_view(&self) -> PartnerView;
+}
+
+impl AsPartnerView for PartnerView {
+    #[inline]
+    fn partner_view(&self) -> PartnerView {
+        *self
+    }
+}
+
+impl<T: AsPartnerView> AsPartnerView for &T {
+    #[inline]
+    fn partner_view(&self) -> PartnerView {
+        (*self).partner_view()
+    }
+}
+
+/// Anything the builder can read as a road segment (see [`AsPartnerView`]).
+pub trait AsRoadSegment {
+    /// The segment as the builder sees it.
+    fn road_segment(&self) -> RoadSegment;
+}
+
+impl AsRoadSegment for RoadSegment {
+    #[inline]
+    fn road_segment(&self) -> RoadSegment {
+        *self
+    }
+}
+
+impl<T: AsRoadSegment> AsRoadSegment for &T {
+    #[inline]
+    fn road_segment(&self) -> RoadSegment {
+        (*self).road_segment()
+    }
+}
+
 /// How the observation is built.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ObservationConfig {
@@ -277,6 +318,21 @@ pub fn build(
     roads: &[RoadSegment],
     out: &mut [f32],
 ) -> Result<ObservationCounts, ObservationError> {
+    build_from(config, ego, partners, roads, out)
+}
+
+/// [`build`] over any candidate records that can be read as partners and road
+/// segments (references into a simulator's tables, the C ABI's structs).
+///
+/// # Errors
+/// As [`build`].
+pub fn build_from<P: AsPartnerView, R: AsRoadSegment>(
+    config: &ObservationConfig,
+    ego: &EgoView,
+    partners: &[P],
+    roads: &[R],
+    out: &mut [f32],
+) -> Result<ObservationCounts, ObservationError> {
     config.validate()?;
     if out.len() != config.len() {
         return Err(ObservationError::WrongLength);
@@ -310,6 +366,7 @@ pub fn build(
     nearest(
         config.max_partners,
         partners.iter().enumerate().filter_map(|(i, p)| {
+            let p = p.partner_view();
             let ok = p.pose.is_finite() && p.speed.is_finite();
             ok.then(|| within(p.pose.position()).map(|d2| key(d2, i)))
                 .flatten()
@@ -321,7 +378,10 @@ pub fn build(
         .chunks_exact_mut(PARTNER_FEATURES)
         .zip(picked.iter())
     {
-        let Some(p) = partners.get((*k & 0xFFFF_FFFF) as usize) else {
+        let Some(p) = partners
+            .get((*k & 0xFFFF_FFFF) as usize)
+            .map(|p| p.partner_view())
+        else {
             continue;
         };
         let rel = ego.pose.relative(p.pose);
@@ -336,6 +396,7 @@ pub fn build(
     nearest(
         config.max_road_segments,
         roads.iter().enumerate().filter_map(|(i, r)| {
+            let r = r.road_segment();
             let ok = r.center.is_finite() && r.yaw.is_finite();
             ok.then(|| within(r.center).map(|d2| key(d2, i))).flatten()
         }),
@@ -343,7 +404,10 @@ pub fn build(
     );
     let n_roads = picked.len();
     for (slot, k) in road_out.chunks_exact_mut(ROAD_FEATURES).zip(picked.iter()) {
-        let Some(r) = roads.get((*k & 0xFFFF_FFFF) as usize) else {
+        let Some(r) = roads
+            .get((*k & 0xFFFF_FFFF) as usize)
+            .map(|r| r.road_segment())
+        else {
             continue;
         };
         let c = ego.pose.to_local(r.center);

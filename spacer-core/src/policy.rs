@@ -607,7 +607,7 @@ impl<'w> Policy<'w> {
     /// One encoder pass: Linear -> LayerNorm -> tanh -> Linear.
     fn encode(&self, e: &EncoderLayout, x: &[f32], out: &mut [f32; HIDDEN]) {
         let mut h = [0.0f32; HIDDEN];
-        linear(
+        linear::<true>(
             x,
             self.slice(e.l1_w, e.d * HIDDEN),
             self.slice(e.l1_b, HIDDEN),
@@ -618,7 +618,7 @@ impl<'w> Policy<'w> {
             self.slice(e.gamma, HIDDEN),
             self.slice(e.beta, HIDDEN),
         );
-        linear(
+        linear::<false>(
             &h,
             self.slice(e.l2_w, HIDDEN * HIDDEN),
             self.slice(e.l2_b, HIDDEN),
@@ -639,7 +639,7 @@ impl<'w> Policy<'w> {
         let mut seen_empty = false;
         let mut enc = [0.0f32; HIDDEN];
         for slot in slots.chunks_exact(width) {
-            let src: &[f32; HIDDEN] = if slot.iter().all(|&v| v == 0.0) {
+            let src: &[f32; HIDDEN] = if is_zero(slot) {
                 if seen_empty {
                     continue;
                 }
@@ -696,10 +696,14 @@ impl<'w> Policy<'w> {
         if obs.len() != self.observation_len() {
             return Err(PolicyError::WrongObservationLength);
         }
-        if obs
+        // |v| as integer bits: NaN and infinity sort above every finite value, so one
+        // vectorisable integer max catches all three cases.
+        let worst = obs
             .iter()
-            .any(|v| v.is_nan() || v.abs() > MAX_OBSERVATION_MAGNITUDE)
-        {
+            .map(|v| v.to_bits() & 0x7FFF_FFFF)
+            .max()
+            .unwrap_or(0);
+        if worst > MAX_OBSERVATION_MAGNITUDE.to_bits() {
             return Err(PolicyError::BadObservation);
         }
         Ok(())
@@ -721,21 +725,21 @@ impl<'w> Policy<'w> {
         let mut concat = [0.0f32; CONCAT];
         self.features(obs, &mut concat);
         let mut hidden = [0.0f32; FUSED];
-        linear(
+        linear::<false>(
             &concat,
             self.slice(self.layout.fuse_w, CONCAT * FUSED),
             self.slice(self.layout.fuse_b, FUSED),
             &mut hidden,
         );
         let k = self.actions();
-        linear(
+        linear::<false>(
             &hidden,
             self.slice(self.layout.actor_w, FUSED * k),
             self.slice(self.layout.actor_b, k),
             logits,
         );
         let mut value = [0.0f32; 1];
-        linear(
+        linear::<false>(
             &hidden,
             self.slice(self.layout.critic_w, FUSED),
             self.slice(self.layout.critic_b, 1),
@@ -800,7 +804,7 @@ impl<'w> Policy<'w> {
             );
             for (h, v) in hidden[..m].iter().zip(values_t.iter_mut()) {
                 let mut out = [0.0f32; 1];
-                linear(
+                linear::<false>(
                     h,
                     self.slice(self.layout.critic_w, FUSED),
                     self.slice(self.layout.critic_b, 1),
@@ -834,6 +838,12 @@ impl<'w> Policy<'w> {
             value,
         })
     }
+}
+
+/// True when every value is zero (either sign): the bits without the sign are all 0.
+#[inline]
+fn is_zero(slot: &[f32]) -> bool {
+    slot.iter().fold(0u32, |acc, v| acc | (v.to_bits() << 1)) == 0
 }
 
 /// Agents per tile in [`Policy::forward_batch`].
@@ -880,11 +890,12 @@ pub fn select(logits: &[f32], selection: Selection, rng: &mut Rng) -> Result<u16
             let top = finite_or_min(logits[idx[0] as usize]);
             let mut total = 0.0f32;
             for &i in &idx[..n] {
-                total += math::exp((finite_or_min(logits[i as usize]) - top) / temperature);
+                total +=
+                    math::exp_nonpositive((finite_or_min(logits[i as usize]) - top) / temperature);
             }
             let mut u = rng.next_f32() * total;
             for &i in &idx[..n] {
-                u -= math::exp((finite_or_min(logits[i as usize]) - top) / temperature);
+                u -= math::exp_nonpositive((finite_or_min(logits[i as usize]) - top) / temperature);
                 if u < 0.0 {
                     return Ok(i);
                 }
@@ -920,7 +931,7 @@ pub fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
     for &l in logits {
-        sum += math::exp(l - max);
+        sum += math::exp_nonpositive(l - max);
     }
     li - max - math::ln(sum)
 }
@@ -930,44 +941,60 @@ pub fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
 #[cfg(target_arch = "arm")]
 const BLOCK: usize = 8;
 #[cfg(not(target_arch = "arm"))]
-const BLOCK: usize = 32;
+const BLOCK: usize = 64;
 
 /// `out[j] = b[j] + sum_i x[i] * w[i * out.len() + j]`, summed in order of `i`.
-/// Zero inputs are skipped (adding `0 * w` changes no finite sum). Lengths are
-/// trusted (checked by the caller's layout); short slices just compute less.
+/// With `SKIP`, zero inputs are skipped (adding `0 * w` changes no finite sum), which
+/// pays off for sparse inputs (one-hot road kinds, zero-filled ego features). Lengths
+/// are trusted (checked by the caller's layout); short slices just compute less.
 #[inline]
-fn linear(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
+fn linear<const SKIP: bool>(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n_out = out.len();
     let mut j0 = 0;
+    while j0 + BLOCK <= n_out {
+        linear_block::<BLOCK, SKIP>(x, w, b, j0, out);
+        j0 += BLOCK;
+    }
+    while j0 + 8 <= n_out {
+        linear_block::<8, SKIP>(x, w, b, j0, out);
+        j0 += 8;
+    }
     while j0 < n_out {
-        let width = BLOCK.min(n_out - j0);
-        let mut acc = [0.0f32; BLOCK];
-        acc[..width].copy_from_slice(b.get(j0..j0 + width).unwrap_or(&[0.0; BLOCK][..width]));
-        if width == BLOCK {
-            for (i, &xi) in x.iter().enumerate() {
-                if xi == 0.0 {
-                    continue;
-                }
-                if let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + BLOCK) {
-                    for (a, &wv) in acc.iter_mut().zip(row) {
-                        *a += xi * wv;
-                    }
-                }
-            }
-        } else {
-            for (i, &xi) in x.iter().enumerate() {
-                if xi == 0.0 {
-                    continue;
-                }
-                if let Some(row) = w.get(i * n_out + j0..i * n_out + j0 + width) {
-                    for (a, &wv) in acc.iter_mut().zip(row) {
-                        *a += xi * wv;
-                    }
-                }
-            }
+        linear_block::<1, SKIP>(x, w, b, j0, out);
+        j0 += 1;
+    }
+}
+
+/// Outputs `j0..j0 + W` of [`linear`], accumulated in registers.
+#[inline(always)]
+fn linear_block<const W: usize, const SKIP: bool>(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    j0: usize,
+    out: &mut [f32],
+) {
+    let n_out = out.len();
+    let mut acc = [0.0f32; W];
+    if let Some(bias) = b.get(j0..j0 + W) {
+        acc.copy_from_slice(bias);
+    }
+    if n_out == 0 {
+        return;
+    }
+    for (&xi, row) in x.iter().zip(w.chunks_exact(n_out)) {
+        if SKIP && xi == 0.0 {
+            continue;
         }
-        out[j0..j0 + width].copy_from_slice(&acc[..width]);
-        j0 += width;
+        let Some(seg) = row.get(j0..j0 + W) else {
+            break;
+        };
+        for (a, &wv) in acc.iter_mut().zip(seg) {
+            *a += xi * wv;
+        }
+    }
+    if let Some(dst) = out.get_mut(j0..j0 + W) {
+        dst.copy_from_slice(&acc);
     }
 }
 
@@ -1008,9 +1035,6 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
             };
             for (a, x) in acc.iter_mut().zip(xs.iter()) {
                 let xi = x.get(i).copied().unwrap_or(0.0);
-                if xi == 0.0 {
-                    continue;
-                }
                 for (av, &wv) in a.iter_mut().zip(row) {
                     *av += xi * wv;
                 }
@@ -1027,21 +1051,37 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
 
 /// LayerNorm (biased variance, [`LAYER_NORM_EPS`]) then tanh, in place.
 fn layer_norm_tanh(h: &mut [f32; HIDDEN], gamma: &[f32], beta: &[f32]) {
-    let mut mean = 0.0f32;
-    for &v in h.iter() {
-        mean += v;
-    }
-    mean /= HIDDEN as f32;
-    let mut var = 0.0f32;
-    for &v in h.iter() {
+    let mean = lane_sum(h) / HIDDEN as f32;
+    let mut sq = [0.0f32; HIDDEN];
+    for (s, &v) in sq.iter_mut().zip(h.iter()) {
         let d = v - mean;
-        var += d * d;
+        *s = d * d;
     }
-    var /= HIDDEN as f32;
+    let var = lane_sum(&sq) / HIDDEN as f32;
     let inv = 1.0 / math::sqrt(var + LAYER_NORM_EPS);
     for ((v, &g), &b) in h.iter_mut().zip(gamma).zip(beta) {
         *v = math::tanh_fast((*v - mean) * inv * g + b);
     }
+}
+
+/// Sum of 64 values in a fixed order that vectorises: eight interleaved partial sums
+/// (lane `l` adds elements `l, l + 8, ...`), then a pairwise tree. Every target runs
+/// the same order, so the result is the same bits everywhere.
+#[inline(always)]
+fn lane_sum(v: &[f32; HIDDEN]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    for chunk in v.chunks_exact(8) {
+        for (l, &x) in lanes.iter_mut().zip(chunk) {
+            *l += x;
+        }
+    }
+    let q = [
+        lanes[0] + lanes[4],
+        lanes[1] + lanes[5],
+        lanes[2] + lanes[6],
+        lanes[3] + lanes[7],
+    ];
+    (q[0] + q[2]) + (q[1] + q[3])
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! - [`scenario`]: the scene model and its readers (WOMD TFRecord, GPUDrive JSON,
 //!   INTERACTION), the scene cache, and the synthetic scene generator.
 //! - [`policy_file`]: spacer-core's weights blob on disk.
+//! - [`sim`]: the batched CPU simulator and its sim agents.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -19,6 +20,7 @@ pub mod paths;
 pub mod policy_file;
 pub mod reference;
 pub mod scenario;
+pub mod sim;
 pub mod tokenized;
 pub mod training;
 pub mod vocab;

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+pub mod data;
 pub mod info;
 pub mod scenes;
 pub mod train_ref;
@@ -26,6 +28,10 @@ pub enum Command {
     Vocab(vocab::VocabArgs),
     /// Train the reference motion model.
     TrainRef(train_ref::TrainRefArgs),
+    /// Measure throughput (`spacer bench sim`).
+    Bench(bench::BenchArgs),
+    /// Scene data: inspect files, convert them into a scene cache.
+    Data(data::DataArgs),
 }
 
 /// Runs a parsed command line.
@@ -34,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Vocab(a) => vocab::run(a),
         Command::TrainRef(a) => train_ref::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Data(a) => data::run(a),
     }
 }

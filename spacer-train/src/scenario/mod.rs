@@ -9,7 +9,14 @@
 
 pub mod cache;
 pub mod gpudrive;
+pub mod interaction;
+pub mod load;
+pub mod validate;
 pub mod womd;
+
+pub use load::{
+    BadScenePolicy, LoadOptions, LoadedScene, SceneStream, load_scenes, load_scenes_with,
+};
 
 use serde::{Deserialize, Serialize};
 use spacer_core::agent::AgentKind;

@@ -31,7 +31,7 @@
 //!   with empty steps up to the track length.
 //!
 //! Plausibility (step counts, indices in range, finite values, sizes) is checked by
-//! the loader (`scenario::load`), not here.
+//! [`super::validate`], not here.
 
 pub mod proto;
 
