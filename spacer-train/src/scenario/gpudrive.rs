@@ -17,8 +17,9 @@
 //!   GPUDrive's -10000 marker; invalid states are stored as [`ObjectState::default`].
 //!   (The older `dense_` layout fills invalid samples with 0.0001 instead; `valid`
 //!   decides there.)
-//! - Box sizes are per object in this format and are copied to every valid step;
-//!   `height` may be missing (0).
+//! - Box sizes are per object in this format (GPUDrive's converter keeps WOMD's size
+//!   at the track's last valid step) and are copied to every valid step; `height`
+//!   may be missing (0).
 //! - `id` may be missing (older layouts, fixtures): objects and roads are then
 //!   numbered by their index.
 //! - `metadata` may be missing (the older `dense_` layout): no self-driving car, no
@@ -667,6 +668,260 @@ mod tests {
         assert_eq!(g.current_step, 0);
         assert_eq!(g.signals.len(), 1);
         assert_eq!(g.tracks[0].states[0].height, 0.0);
+    }
+
+    // ---- Broken inputs: damaged copies of a real scene in a temporary directory.
+
+    /// The real scene 637f20cafde22ff8 cut down to 12 objects and 10 roads (all its
+    /// signals kept), so that each damaged copy parses quickly.
+    fn real_json() -> Value {
+        static BASE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+        BASE.get_or_init(|| {
+            let bytes = std::fs::read(shared_data("gpudrive/637f20cafde22ff8.json")).unwrap();
+            let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+            v["objects"].as_array_mut().unwrap().truncate(12);
+            v["roads"].as_array_mut().unwrap().truncate(10);
+            v["metadata"]["sdc_track_index"] = 11.into();
+            v["metadata"]["tracks_to_predict"] =
+                serde_json::json!([{"track_index": 3, "difficulty": 1}]);
+            parse_scene(&serde_json::to_vec(&v).unwrap(), Path::new("base.json")).unwrap();
+            v
+        })
+        .clone()
+    }
+
+    /// Writes `bytes` as `name` in a fresh temporary directory, loads it (validation
+    /// included) and returns the error text, which must name the file.
+    fn load_err(name: &str, bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let e = crate::scenario::load_scenes(&p, crate::scenario::BadScenePolicy::Fail)
+            .expect_err("a broken file loaded")
+            .to_string();
+        assert!(e.contains(name), "the error does not name the file: {e}");
+        e
+    }
+
+    fn damaged(f: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut v = real_json();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let good = serde_json::to_vec(&real_json()).unwrap();
+        let e = load_err("cut.json", &good[..good.len() / 3]);
+        assert!(
+            e.contains("malformed JSON (line") && e.contains("column"),
+            "{e}"
+        );
+        let e = load_err("nan.json", br#"{"objects": [{"x": NaN}]}"#);
+        assert!(e.contains("malformed JSON"), "{e}");
+        let e = load_err("big.json", br#"{"objects": [], "roads": [], "x": 1e400}"#);
+        assert!(e.contains("malformed JSON"), "{e}");
+        let e = load_err("array.json", b"[1, 2]");
+        assert!(e.contains("expected an object, found an array"), "{e}");
+    }
+
+    #[test]
+    fn wrong_json_types_name_the_field() {
+        type Damage = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(&str, Damage)> = vec![
+            (
+                "field objects[3].position[12].x: expected a number, found a string",
+                Box::new(|v| v["objects"][3]["position"][12]["x"] = "12.5".into()),
+            ),
+            (
+                "field objects[0].valid[4]: expected a boolean, found a string",
+                Box::new(|v| v["objects"][0]["valid"][4] = "yes".into()),
+            ),
+            (
+                "field objects: expected an array, found an object",
+                Box::new(|v| v["objects"] = serde_json::json!({})),
+            ),
+            (
+                "field roads[2].type: expected a string, found a number",
+                Box::new(|v| v["roads"][2]["type"] = 3.into()),
+            ),
+            (
+                "field roads[2].geometry[0]: expected an object, found a number",
+                Box::new(|v| v["roads"][2]["geometry"][0] = 1.into()),
+            ),
+            (
+                "field metadata.sdc_track_index: expected an integer, found a string",
+                Box::new(|v| v["metadata"]["sdc_track_index"] = "82".into()),
+            ),
+            (
+                "field metadata.sdc_track_index: expected an integer, found a number",
+                Box::new(|v| v["metadata"]["sdc_track_index"] = 82.5.into()),
+            ),
+            (
+                "field metadata.sdc_track_index: negative index -1",
+                Box::new(|v| v["metadata"]["sdc_track_index"] = (-1).into()),
+            ),
+            (
+                "field tl_states.431.state[3]: unknown signal state",
+                Box::new(|v| v["tl_states"]["431"]["state"][3] = "purple".into()),
+            ),
+            (
+                "field tl_states.431.time_index[0]: step 500 is past the 91-step log",
+                Box::new(|v| v["tl_states"]["431"]["time_index"][0] = 500.into()),
+            ),
+            (
+                "field objects[1].type: unknown object type \"tank\"",
+                Box::new(|v| v["objects"][1]["type"] = "tank".into()),
+            ),
+            (
+                "field objects[2].heading: 90 samples, but position has 91",
+                Box::new(|v| {
+                    v["objects"][2]["heading"].as_array_mut().unwrap().pop();
+                }),
+            ),
+            (
+                "field objects[5].position: 90 steps, but objects[0] has 91",
+                Box::new(|v| {
+                    for k in ["position", "velocity", "heading", "valid"] {
+                        v["objects"][5][k].as_array_mut().unwrap().pop();
+                    }
+                }),
+            ),
+        ];
+        for (want, damage) in cases {
+            let e = load_err("types.json", &damaged(damage));
+            assert!(e.contains(want), "want {want:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_json_fields_are_named() {
+        for (want, key_path) in [
+            ("field objects: missing required field", vec!["objects"]),
+            (
+                "field objects[0].heading: missing required field",
+                vec!["objects", "0", "heading"],
+            ),
+            (
+                "field objects[7].width: missing required field",
+                vec!["objects", "7", "width"],
+            ),
+            (
+                "field roads[4].geometry: missing required field",
+                vec!["roads", "4", "geometry"],
+            ),
+            (
+                "field metadata.tracks_to_predict[0].track_index: missing required field",
+                vec!["metadata", "tracks_to_predict", "0", "track_index"],
+            ),
+        ] {
+            let bytes = damaged(|v| {
+                let (last, parents) = key_path.split_last().unwrap();
+                let mut at = v;
+                for k in parents {
+                    at = match k.parse::<usize>() {
+                        Ok(i) => &mut at[i],
+                        Err(_) => &mut at[*k],
+                    };
+                }
+                at.as_object_mut().unwrap().remove(*last);
+            });
+            let e = load_err("missing.json", &bytes);
+            assert!(e.contains(want), "want {want:?}: {e}");
+        }
+        // A valid sample's x missing.
+        let e = load_err(
+            "x.json",
+            &damaged(|v| {
+                v["objects"][0]["position"][20]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("x");
+            }),
+        );
+        assert!(
+            e.contains("field objects[0].position[20].x: missing required field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn implausible_json_scenes_fail_validation() {
+        let e = load_err(
+            "empty.json",
+            &damaged(|v| {
+                v["objects"] = serde_json::json!([]);
+                v.as_object_mut().unwrap().remove("metadata");
+            }),
+        );
+        assert!(e.contains("no agents"), "{e}");
+        let e = load_err(
+            "onepoint.json",
+            &damaged(|v| {
+                // roads[0] is a road edge.
+                v["roads"][0]["geometry"]
+                    .as_array_mut()
+                    .unwrap()
+                    .truncate(1);
+            }),
+        );
+        assert!(
+            e.contains("field map[0].points") && e.contains("needs at least 2"),
+            "{e}"
+        );
+        let e = load_err(
+            "size.json",
+            &damaged(|v| v["objects"][9]["length"] = (-4.0).into()),
+        );
+        assert!(
+            e.contains("field tracks[9].states[") && e.contains("positive"),
+            "{e}"
+        );
+        let e = load_err(
+            "ttp.json",
+            &damaged(|v| v["metadata"]["tracks_to_predict"][0]["track_index"] = 12.into()),
+        );
+        assert!(
+            e.contains("tracks_to_predict[0]") && e.contains("out of range"),
+            "{e}"
+        );
+        let e = load_err(
+            "dup.json",
+            &damaged(|v| v["objects"][1]["id"] = v["objects"][0]["id"].clone()),
+        );
+        assert!(e.contains("duplicate track id 1580"), "{e}");
+        let e = load_err(
+            "huge.json",
+            &damaged(|v| v["objects"][0]["position"][0]["x"] = 1e39.into()),
+        );
+        assert!(e.contains("non-finite"), "{e}");
+        // -10000 marks a sample invalid even where valid says true.
+        let bytes = damaged(|v| v["objects"][0]["position"][0]["x"] = INVALID_MARKER.into());
+        let s = parse_scene(&bytes, Path::new("m.json")).unwrap();
+        assert!(!s.tracks[0].states[0].valid);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Random bytes, and a small real scene with random bytes overwritten, never
+        /// panic the JSON reader or the validation.
+        #[test]
+        fn random_and_damaged_json_never_panics(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..6),
+        ) {
+            let p = Path::new("random.json");
+            let _ = parse_scene(&bytes, p);
+            let mut b = std::fs::read(shared_data("gpudrive/agent-agent-collision.json")).unwrap();
+            for (at, v) in flips {
+                let n = b.len();
+                b[at % n] = v;
+            }
+            if let Ok(s) = parse_scene(&b, p) {
+                let _ = crate::scenario::validate::validate_scene(&s, crate::scenario::validate::StepRule::Any, p, None);
+            }
+        }
     }
 
     #[test]

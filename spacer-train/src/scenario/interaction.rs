@@ -56,6 +56,9 @@ use crate::error::{DataError, Location};
 /// Offset added to pedestrian numbers (`P4` becomes 1,000,004).
 pub const PEDESTRIAN_ID_OFFSET: i64 = 1_000_000;
 
+/// Largest frame number accepted (about 115 days at 10 Hz).
+pub const MAX_FRAME: i64 = 100_000_000;
+
 /// Largest CSV or OSM file accepted (a recording is a few MB).
 pub const MAX_FILE_BYTES: u64 = 512 << 20;
 
@@ -263,13 +266,17 @@ pub fn parse_track_csv(
             DataError::invalid(path, at(c_id), format!("{raw_id:?} is not a track id"))
         })?;
         let frame_s = cell(c_frame)?;
-        let frame: i64 = frame_s.parse().map_err(|_| {
-            DataError::invalid(
-                path,
-                at(c_frame),
-                format!("{frame_s:?} is not a frame number"),
-            )
-        })?;
+        let frame: i64 = frame_s
+            .parse()
+            .ok()
+            .filter(|f| (0..=MAX_FRAME).contains(f))
+            .ok_or_else(|| {
+                DataError::invalid(
+                    path,
+                    at(c_frame),
+                    format!("{frame_s:?} is not a frame number in 0..={MAX_FRAME}"),
+                )
+            })?;
         let type_s = cell(c_type)?;
         let object_type = agent_type(type_s).ok_or_else(|| {
             DataError::invalid(path, at(c_type), format!("unknown agent type {type_s:?}"))
@@ -986,11 +993,10 @@ pub fn cut_windows(
         let mut tracks = Vec::new();
         let mut predict = Vec::new();
         for a in agents {
-            let inside: Vec<&Sample> = a
-                .samples
-                .iter()
-                .filter(|s| (start..end).contains(&s.frame))
-                .collect();
+            // Samples are in frame order.
+            let from = a.samples.partition_point(|s| s.frame < start);
+            let to = a.samples.partition_point(|s| s.frame < end);
+            let inside: Vec<&Sample> = a.samples.get(from..to).unwrap_or_default().iter().collect();
             if inside.is_empty() {
                 continue;
             }
@@ -1267,6 +1273,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("field length") && e.contains("positive"), "{e}");
+        let e = parse_track_csv(
+            &format!("{head}1,9223372036854775807,100,car,1,2,0,0,0,4,2\n"),
+            p,
+            &o,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("field frame_id") && e.contains("not a frame number"),
+            "{e}"
+        );
         let e = parse_track_csv("track_id,frame_id\n", p, &o)
             .unwrap_err()
             .to_string();
@@ -1289,5 +1306,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("malformed XML"), "{e}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Random CSV rows and random OSM-like text never panic the parsers, and
+        /// parsed rows cut into windows without panicking.
+        #[test]
+        fn random_text_never_panics(
+            rows in "[-0-9P.,a-z/\n]{0,400}",
+            xml in "[<>/='a-z0-9 .\n-]{0,400}",
+        ) {
+            let o = InteractionOptions::default();
+            let head = "track_id,frame_id,timestamp_ms,agent_type,x,y,vx,vy,psi_rad,length,width\n";
+            if let Ok(t) = parse_track_csv(&format!("{head}{rows}"), Path::new("r.csv"), &o) {
+                let _ = cut_windows(&t.agents, &[], "r", &o);
+            }
+            let _ = parse_lanelet_map(&format!("<osm>{xml}</osm>"), Path::new("r.osm"), &o);
+        }
     }
 }

@@ -6,6 +6,13 @@
 //! Sim Agents Challenge needs (self-driving car, tracks to predict, objects of
 //! interest). Units are metres and radians in the source's world frame; values are f32
 //! like the official metric code's tensors.
+//!
+//! Readers: [`womd`] (TFRecord of `Scenario` protobufs), [`gpudrive`] (JSON),
+//! [`interaction`] (track CSVs + Lanelet2 map, cut into 9.1 s windows) and [`cache`]
+//! (postcard records). [`load`] picks the reader by file name or content, expands
+//! directories and runs [`validate`] on every scene, failing or skipping bad ones by
+//! [`BadScenePolicy`]. Every reader streams or reads one file at a time and reports
+//! errors with the file, the record and the field.
 
 pub mod cache;
 pub mod gpudrive;

@@ -17,6 +17,8 @@
 //! [`WomdReader`] streams [`Scene`]s from a file; [`read_scenes`] collects them.
 //!
 //! Conversion rules (what "missing" means for proto2 optional fields):
+//! - refused: object types outside `Track.ObjectType` and difficulties outside
+//!   0..=2 (unknown map sub-types and signal states read as unknown);
 //! - required: `scenario_id` (non-empty), `current_time_index`, every track's `id`,
 //!   every map feature's `id` and its `feature_data`, a stop sign's `position`, a
 //!   signal's `lane` and `stop_point`, a prediction's `track_index`, and in every
@@ -359,7 +361,14 @@ pub fn scenario_to_scene(
     let mut tracks = Vec::with_capacity(s.tracks.len());
     for (ti, t) in s.tracks.iter().enumerate() {
         let track_id = t.id.ok_or_else(|| missing(format!("tracks[{ti}].id")))?;
-        let object_type = ObjectType::from_proto(t.object_type.unwrap_or(0));
+        let type_value = t.object_type.unwrap_or(0);
+        if !(0..=4).contains(&type_value) {
+            return Err(err(
+                format!("tracks[{ti}].object_type"),
+                &format!("unknown object type {type_value} (expected 0..=4)"),
+            ));
+        }
+        let object_type = ObjectType::from_proto(type_value);
         let mut states = Vec::with_capacity(t.states.len());
         for (si, st) in t.states.iter().enumerate() {
             if !st.valid.unwrap_or(false) {
@@ -478,9 +487,16 @@ pub fn scenario_to_scene(
         let field = format!("tracks_to_predict[{pi}].track_index");
         let i = p.track_index.ok_or_else(|| missing(field.clone()))?;
         let track_index = usize::try_from(i).map_err(|_| err(field, "negative index"))?;
+        let d = p.difficulty.unwrap_or(0);
+        let difficulty = u8::try_from(d).ok().filter(|d| *d <= 2).ok_or_else(|| {
+            err(
+                format!("tracks_to_predict[{pi}].difficulty"),
+                &format!("difficulty {d} is not 0, 1 or 2"),
+            )
+        })?;
         tracks_to_predict.push(PredictionTarget {
             track_index,
-            difficulty: u8::try_from(p.difficulty.unwrap_or(0).clamp(0, 2)).unwrap_or(0),
+            difficulty,
         });
     }
 
@@ -625,6 +641,372 @@ mod tests {
         let (f, what) = split_decode_error("failed to decode Protobuf message: invalid varint");
         assert_eq!(f, None);
         assert_eq!(what, "invalid varint");
+    }
+
+    // ---- Broken inputs: deliberately damaged copies in a temporary directory.
+
+    fn real_record() -> Vec<u8> {
+        let mut r = TfRecordReader::open(&shared_data("womd/637f20cafde22ff8.tfrecord")).unwrap();
+        r.next_record().unwrap().unwrap()
+    }
+
+    fn framed(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            write_record(&mut out, r).unwrap();
+        }
+        out
+    }
+
+    /// Writes `bytes` to `name` in a fresh temporary directory and reads it back with
+    /// the loader (validation included); returns the error text.
+    fn load_err(name: &str, bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let e = crate::scenario::load_scenes(&p, crate::scenario::BadScenePolicy::Fail)
+            .expect_err("a broken file loaded")
+            .to_string();
+        assert!(e.contains(name), "the error does not name the file: {e}");
+        e
+    }
+
+    fn encode(s: &proto::Scenario) -> Vec<u8> {
+        s.encode_to_vec()
+    }
+
+    #[test]
+    fn truncated_records_are_reported() {
+        let good = std::fs::read(shared_data("womd/637f20cafde22ff8.tfrecord")).unwrap();
+        for cut in [5, 12, 20, good.len() / 2, good.len() - 2] {
+            let e = load_err("cut.tfrecord", &good[..cut]);
+            assert!(
+                e.contains("record 0") && e.contains("truncated"),
+                "cut at {cut}: {e}"
+            );
+        }
+        // A second record cut short: the first still names record 0 fine, the error
+        // names record 1.
+        let mut two = good.clone();
+        two.extend_from_slice(&good[..100]);
+        let e = load_err("two.tfrecord", &two);
+        assert!(e.contains("record 1") && e.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn checksum_mismatches_of_length_and_data_are_reported() {
+        let good = std::fs::read(shared_data("womd/637f20cafde22ff8.tfrecord")).unwrap();
+        let mut b = good.clone();
+        b[9] ^= 0x40; // the length's checksum
+        let e = load_err("lencrc.tfrecord", &b);
+        assert!(
+            e.contains("record 0") && e.contains("length checksum mismatch"),
+            "{e}"
+        );
+        let mut b = good.clone();
+        b[2] ^= 0x01; // the length itself
+        let e = load_err("len.tfrecord", &b);
+        assert!(e.contains("length checksum mismatch"), "{e}");
+        let mut b = good.clone();
+        b[5000] ^= 0x01; // the data
+        let e = load_err("data.tfrecord", &b);
+        assert!(
+            e.contains("record 0") && e.contains("data checksum mismatch"),
+            "{e}"
+        );
+        let mut b = good;
+        let n = b.len();
+        b[n - 1] ^= 0x01; // the data's checksum
+        let e = load_err("datacrc.tfrecord", &b);
+        assert!(e.contains("data checksum mismatch"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_length_field_is_refused_without_allocating_it() {
+        for len in [u64::MAX, 1 << 40, MAX_RECORD_BYTES + 1] {
+            let mut b = len.to_le_bytes().to_vec();
+            b.extend_from_slice(&masked_crc32c(&len.to_le_bytes()).to_le_bytes());
+            b.extend_from_slice(&[0u8; 64]);
+            let e = load_err("huge.tfrecord", &b);
+            assert!(e.contains("record 0") && e.contains("exceeds"), "{e}");
+        }
+        // Under the limit but longer than the file: refused from the file size.
+        let len: u64 = 300 << 20;
+        let mut b = len.to_le_bytes().to_vec();
+        b.extend_from_slice(&masked_crc32c(&len.to_le_bytes()).to_le_bytes());
+        b.extend_from_slice(&[0u8; 64]);
+        let e = load_err("long.tfrecord", &b);
+        assert!(e.contains("truncated") && e.contains("remain"), "{e}");
+        // On a stream of unknown size the buffer grows with the data that arrives.
+        let mut r = WomdReader::from_reader(&b[..], Path::new("stream"));
+        let e = r.next().unwrap().unwrap_err().to_string();
+        assert!(
+            e.contains("truncated") && e.contains("64 of 314572800"),
+            "{e}"
+        );
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn wrong_wire_types_name_the_field_path() {
+        // Scenario.tracks (field 2, a message) sent as a varint.
+        let e = load_err("wire.tfrecord", &framed(&[vec![0x10, 0x01]]));
+        assert!(
+            e.contains("record 0, field Scenario.tracks") && e.contains("wire type"),
+            "{e}"
+        );
+        // ObjectState.center_x (field 2, a double) sent as a varint, three levels down.
+        let state = vec![0x10, 0x05];
+        let mut track = vec![0x1a, state.len() as u8];
+        track.extend(&state);
+        let mut scenario = vec![0x12, track.len() as u8];
+        scenario.extend(&track);
+        let e = load_err("deep.tfrecord", &framed(&[scenario]));
+        assert!(
+            e.contains("field Scenario.tracks/Track.states/ObjectState.center_x"),
+            "{e}"
+        );
+        // Garbage that is not a protobuf at all.
+        let e = load_err("junk.tfrecord", &framed(&[vec![0xff; 16]]));
+        assert!(
+            e.contains("record 0") && e.contains("not a WOMD Scenario"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let good = proto::Scenario::decode(&real_record()[..]).unwrap();
+        type Damage = Box<dyn Fn(&mut proto::Scenario)>;
+        let cases: Vec<(&str, Damage)> = vec![
+            ("field scenario_id", Box::new(|s| s.scenario_id = None)),
+            (
+                "field current_time_index",
+                Box::new(|s| s.current_time_index = None),
+            ),
+            ("field tracks[3].id", Box::new(|s| s.tracks[3].id = None)),
+            (
+                "field tracks[0].states[10].center_x",
+                Box::new(|s| s.tracks[0].states[10].center_x = None),
+            ),
+            (
+                "field tracks[0].states[10].length",
+                Box::new(|s| s.tracks[0].states[10].length = None),
+            ),
+            (
+                "field map_features[5].id",
+                Box::new(|s| s.map_features[5].id = None),
+            ),
+            (
+                "field map_features[5].feature_data",
+                Box::new(|s| s.map_features[5].feature_data = None),
+            ),
+            (
+                "field dynamic_map_states[0].lane_states[0].stop_point",
+                Box::new(|s| s.dynamic_map_states[0].lane_states[0].stop_point = None),
+            ),
+            (
+                "field tracks_to_predict[1].track_index",
+                Box::new(|s| s.tracks_to_predict[1].track_index = None),
+            ),
+        ];
+        for (want, damage) in cases {
+            let mut s = good.clone();
+            damage(&mut s);
+            let e = load_err("missing.tfrecord", &framed(&[encode(&s)]));
+            assert!(e.contains(&format!("record 0, {want}")), "{want}: {e}");
+            assert!(e.contains("missing required field"), "{e}");
+        }
+        // An invalid state may lack everything.
+        let mut s = good.clone();
+        let (t, i) = s
+            .tracks
+            .iter()
+            .enumerate()
+            .find_map(|(t, tr)| {
+                tr.states
+                    .iter()
+                    .position(|x| x.valid != Some(true))
+                    .map(|i| (t, i))
+            })
+            .unwrap();
+        s.tracks[t].states[i] = proto::ObjectState::default();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ok.tfrecord");
+        std::fs::write(&p, framed(&[encode(&s)])).unwrap();
+        read_scenes(&p).unwrap();
+    }
+
+    #[test]
+    fn implausible_content_fails_validation_with_its_field() {
+        let good = proto::Scenario::decode(&real_record()[..]).unwrap();
+        let mut s = good.clone();
+        s.tracks[2].states[12].center_x = Some(f64::NAN);
+        let e = load_err("nan.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("record 0, field tracks[2].states[12]") && e.contains("non-finite"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.tracks[2].states[12].velocity_y = Some(f32::INFINITY);
+        let e = load_err("inf.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("tracks[2].states[12]") && e.contains("non-finite"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        if let Some(FeatureData::RoadEdge(edge)) = &mut s.map_features[0].feature_data {
+            edge.polyline[3].y = Some(f64::NEG_INFINITY);
+        }
+        let e = load_err("infmap.tfrecord", &framed(&[encode(&s)]));
+        assert!(e.contains("field map[0].points[3]"), "{e}");
+        let mut s = good.clone();
+        s.tracks.clear();
+        s.sdc_track_index = None;
+        s.tracks_to_predict.clear();
+        let e = load_err("empty.tfrecord", &framed(&[encode(&s)]));
+        assert!(e.contains("no agents"), "{e}");
+        let mut s = good.clone();
+        if let Some(FeatureData::RoadEdge(edge)) = &mut s.map_features[0].feature_data {
+            edge.polyline.truncate(1);
+        }
+        let e = load_err("onepoint.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("field map[0].points") && e.contains("needs at least 2"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.tracks[7].states[20].width = Some(0.0);
+        let e = load_err("size.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("tracks[7].states[20]") && e.contains("positive"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.tracks[4].states.truncate(50);
+        let e = load_err("short.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("tracks[4].states") && e.contains("50 steps"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.sdc_track_index = Some(83);
+        let e = load_err("sdc.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("field sdc_index") && e.contains("out of range"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.sdc_track_index = Some(-1);
+        let e = load_err("neg.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("field sdc_track_index") && e.contains("negative"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.tracks[1].id = s.tracks[0].id;
+        let e = load_err("dup.tfrecord", &framed(&[encode(&s)]));
+        assert!(e.contains("tracks[1].id") && e.contains("duplicate"), "{e}");
+        let mut s = good.clone();
+        s.tracks[3].object_type = Some(9);
+        let e = load_err("type.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("field tracks[3].object_type") && e.contains("unknown object type 9"),
+            "{e}"
+        );
+        let mut s = good.clone();
+        s.tracks_to_predict[2].difficulty = Some(3);
+        let e = load_err("difficulty.tfrecord", &framed(&[encode(&s)]));
+        assert!(e.contains("field tracks_to_predict[2].difficulty"), "{e}");
+        let mut s = good;
+        s.tracks_to_predict[0].track_index = Some(500);
+        let e = load_err("ttp.tfrecord", &framed(&[encode(&s)]));
+        assert!(
+            e.contains("tracks_to_predict[0]") && e.contains("out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn packed_and_unpacked_repeated_scalars_decode_alike() {
+        // objects_of_interest = [7, 300] unpacked (tag 4, varint each) and packed
+        // (tag 4, length-delimited run of varints).
+        let mut unpacked = vec![0x2a, 0x01, b'x']; // scenario_id "x"
+        unpacked.extend([0x20, 0x07, 0x20, 0xac, 0x02]);
+        let mut packed = vec![0x2a, 0x01, b'x'];
+        packed.extend([0x22, 0x03, 0x07, 0xac, 0x02]);
+        let a = proto::Scenario::decode(&unpacked[..]).unwrap();
+        let b = proto::Scenario::decode(&packed[..]).unwrap();
+        assert_eq!(a.objects_of_interest, [7, 300]);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bad_records_are_skipped_and_good_ones_kept_under_skip() {
+        let good = real_record();
+        let file = framed(&[good.clone(), vec![0x10, 0x01], good]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mixed.tfrecord");
+        std::fs::write(&p, &file).unwrap();
+        let mut o = crate::scenario::LoadOptions::new(crate::scenario::BadScenePolicy::Skip);
+        o.quiet = true;
+        let loaded = crate::scenario::load_scenes_with(std::slice::from_ref(&p), o).unwrap();
+        assert_eq!(loaded.scenes.len(), 2);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].to_string().contains("record 1"),
+            "{}",
+            loaded.warnings[0]
+        );
+        let e = crate::scenario::load_scenes(&p, crate::scenario::BadScenePolicy::Fail)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mixed.tfrecord, record 1"), "{e}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Random bytes, raw or framed as valid TFRecord records, never panic the
+        /// reader, the decoder, the conversion or the validation.
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
+            let p = Path::new("random");
+            for s in WomdReader::from_reader(&bytes[..], p).flatten() {
+                let _ = crate::scenario::validate::validate_scene(&s, Default::default(), p, None);
+            }
+            let framed = framed(std::slice::from_ref(&bytes));
+            for s in WomdReader::from_reader(&framed[..], p).flatten() {
+                let _ = crate::scenario::validate::validate_scene(&s, Default::default(), p, None);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// A real record with random bytes overwritten, or cut short, never panics.
+        #[test]
+        fn damaged_real_records_never_panic(
+            flips in proptest::collection::vec((0usize..1 << 20, proptest::prelude::any::<u8>()), 1..8),
+            cut in 0usize..1 << 20,
+        ) {
+            use std::sync::OnceLock;
+            static RECORD: OnceLock<Vec<u8>> = OnceLock::new();
+            let rec = RECORD.get_or_init(real_record);
+            let mut b = rec.clone();
+            for (at, v) in flips {
+                let n = b.len();
+                b[at % n] = v;
+            }
+            b.truncate(cut.max(1).min(b.len()));
+            let p = Path::new("damaged");
+            if let Ok(s) = decode_scenario(&b, p, 0)
+                && let Ok(scene) = scenario_to_scene(&s, p, 0)
+            {
+                let _ = crate::scenario::validate::validate_scene(&scene, Default::default(), p, Some(0));
+            }
+        }
     }
 
     #[test]
