@@ -6,6 +6,7 @@
 //!   INTERACTION), the scene cache, and the synthetic scene generator.
 //! - [`policy_file`]: spacer-core's weights blob on disk.
 //! - [`sim`]: the batched CPU simulator and its sim agents.
+//! - [`render`]: bird's-eye PNG / SVG renders of scenes.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -19,6 +20,7 @@ pub mod fsutil;
 pub mod paths;
 pub mod policy_file;
 pub mod reference;
+pub mod render;
 pub mod scenario;
 pub mod sim;
 pub mod tokenized;

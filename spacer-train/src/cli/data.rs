@@ -6,6 +6,8 @@
 //! - `spacer data convert IN... --out CACHE.spc [--skip-bad]` reads scenes from any
 //!   source ([`crate::scenario::load`]), validates them for simulation (91 steps) and
 //!   writes them into one cache, with a progress bar and a summary.
+//! - `spacer data gen` and `spacer data render` ([`super::data_gen`],
+//!   [`super::data_render`]): synthetic scenes into a cache; a scene to PNG or SVG.
 //!
 //! Each subcommand is a variant of [`DataCommand`] with its own argument struct and
 //! `run` function, so new ones slot in beside these.
@@ -40,6 +42,10 @@ pub enum DataCommand {
     Inspect(InspectArgs),
     /// Read scenes from any source, validate them and write one scene cache (.spc).
     Convert(ConvertArgs),
+    /// Generate synthetic scenes into a scene cache.
+    Gen(super::data_gen::GenArgs),
+    /// Render a scene at a step to PNG or SVG.
+    Render(super::data_render::RenderArgs),
 }
 
 /// Options shared by the commands that read scenes.
@@ -113,6 +119,8 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Inspect(a) => inspect(a),
         DataCommand::Convert(a) => convert(a),
+        DataCommand::Gen(a) => super::data_gen::run(a),
+        DataCommand::Render(a) => super::data_render::run(a),
     }
 }
 

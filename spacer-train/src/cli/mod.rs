@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod data;
+pub mod data_gen;
+pub mod data_render;
 pub mod info;
 pub mod scenes;
 pub mod train_ref;
@@ -30,7 +32,8 @@ pub enum Command {
     TrainRef(train_ref::TrainRefArgs),
     /// Measure throughput (`spacer bench sim`).
     Bench(bench::BenchArgs),
-    /// Scene data: inspect files, convert them into a scene cache.
+    /// Scene data: inspect files, convert them into a scene cache, generate synthetic
+    /// scenes, render a scene.
     Data(data::DataArgs),
 }
 

@@ -12,12 +12,13 @@
 //! (postcard records). [`load`] picks the reader by file name or content, expands
 //! directories and runs [`validate`] on every scene, failing or skipping bad ones by
 //! [`BadScenePolicy`]. Every reader streams or reads one file at a time and reports
-//! errors with the file, the record and the field.
+//! errors with the file, the record and the field. [`synthetic`] generates scenes.
 
 pub mod cache;
 pub mod gpudrive;
 pub mod interaction;
 pub mod load;
+pub mod synthetic;
 pub mod validate;
 pub mod womd;
 
