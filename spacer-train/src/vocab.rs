@@ -20,10 +20,27 @@
 //!    [`Token::STILL`] so that token 0 always means "stand still";
 //! 4. remove the group.
 //!
-//! Tolerances: `vehicle_tolerance` (0.05 m by default) for vehicles, and for the
-//! other kinds the same value scaled by their token box's half-diagonal relative to
-//! the vehicle's (pedestrian 0.0136 m, cyclist 0.0215 m), so a token spans the same
-//! angular change of heading for every kind.
+//! Tolerances: `vehicle_tolerance` for vehicles, and for the other kinds the same
+//! value scaled by their token box's half-diagonal relative to the vehicle's
+//! (pedestrian 0.272 x, cyclist 0.430 x), so a token spans the same angular change of
+//! heading for every kind.
+//!
+//! **The default vehicle tolerance is 0.1 m, not DESIGN.md's "about 0.05 m"**, by
+//! measurement: clustering the 34 real training scenes (WOMD, GPUDrive JSON,
+//! INTERACTION windows) plus 200 synthetic ones, then encoding and decoding the logs
+//! of the 8 held-out real scenes, vehicle ADE / FDE was 0.0695 / 0.1073 m at 0.05 m,
+//! 0.0374 / 0.0525 m at 0.1 m, 0.0451 / 0.0607 m at 0.2 m, and 0.0538 / 0.0645 m for
+//! [`Vocabulary::kinematic_grid`]. At 0.05 m the 200 groups go to the dense slow
+//! motions and leave fast ones with too little heading resolution: the greedy
+//! closed-loop encoding of a 23 m/s curve then under-turns, falls behind and ends
+//! 19-50 m off (largest training error 31.7 m, against 1.6 m at 0.1 m).
+//!
+//! **Coverage.** At a fixed tolerance, `k` groups may not reach every logged motion:
+//! the random seeds spend the tokens where motion is dense, and the rare fast or
+//! sharp motions are left without a token near them, so the closed-loop encoding of
+//! such a log drifts by metres. With [`ClusterConfig::coverage`] (the CLI's
+//! `--coverage`, e.g. 0.999), the tolerance grows by [`TOLERANCE_GROWTH`] and the
+//! clustering is redone until the `k` tokens cover that fraction of the segments.
 //!
 //! **When the data runs out** before `k` tokens (few logs of a kind: cyclists have
 //! 3 tracks in a WOMD scene), the remaining slots are filled from
@@ -76,18 +93,27 @@ pub type Segment = Token;
 pub struct ClusterConfig {
     /// Tokens per kind.
     pub k: usize,
-    /// Grouping tolerance for vehicles: mean corner distance (m).
+    /// Grouping tolerance for vehicles: mean corner distance (m); 0.1 by default (see
+    /// the module docs for why not 0.05).
     pub vehicle_tolerance: f32,
     /// Seed of the generator that draws the cluster seeds.
     pub seed: u64,
+    /// Fraction of the segments the `k` tokens must cover (lie within the tolerance
+    /// of); while they do not, the tolerance grows by [`TOLERANCE_GROWTH`] and the
+    /// clustering is redone. 0 keeps the tolerance as given.
+    pub coverage: f64,
 }
+
+/// Factor by which the tolerance grows until the coverage is met.
+pub const TOLERANCE_GROWTH: f32 = 1.25;
 
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             k: spacer_core::tokenizer::DEFAULT_TOKENS,
-            vehicle_tolerance: 0.05,
+            vehicle_tolerance: 0.1,
             seed: 0,
+            coverage: 0.0,
         }
     }
 }
@@ -154,15 +180,33 @@ pub struct KindClusters {
     pub segments: usize,
     /// Segments grouped into some token (the rest were left when `k` was reached).
     pub covered: usize,
+    /// The tolerance used (m): the kind's tolerance, grown until the coverage was met.
+    pub tolerance: f32,
 }
 
-/// k-disk clustering of one kind's segments (see the module docs).
-///
-/// # Panics
-/// Never for `1 <= config.k <= MAX_TOKENS` (the caller checks).
+/// k-disk clustering of one kind's segments (see the module docs), the tolerance
+/// grown until [`ClusterConfig::coverage`] is met.
 pub fn cluster_kind(kind: AgentKind, segments: &[Segment], config: &ClusterConfig) -> KindClusters {
+    let mut tol = config.tolerance(kind);
+    loop {
+        let c = cluster_at(kind, segments, config, tol);
+        let covered = c.covered as f64 / c.segments.max(1) as f64;
+        // Growing 40 times multiplies the tolerance by 7500: always enough.
+        if covered >= config.coverage || tol > 7000.0 * config.tolerance(kind) {
+            return c;
+        }
+        tol *= TOLERANCE_GROWTH;
+    }
+}
+
+fn cluster_at(
+    kind: AgentKind,
+    segments: &[Segment],
+    config: &ClusterConfig,
+    tol: f32,
+) -> KindClusters {
     let k = config.k.clamp(1, MAX_TOKENS);
-    let tol_sum = 4.0 * config.tolerance(kind);
+    let tol_sum = 4.0 * tol;
     let corners: Vec<[Vec2; 4]> = segments.iter().map(|s| end_corners(kind, s)).collect();
     let mut remaining: Vec<usize> = (0..segments.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (kind.index() as u64) << 32);
@@ -200,6 +244,7 @@ pub fn cluster_kind(kind: AgentKind, segments: &[Segment], config: &ClusterConfi
         from_data,
         segments: segments.len(),
         covered,
+        tolerance: tol,
     }
 }
 
@@ -501,8 +546,21 @@ mod tests {
         let s = scenes();
         let cfg = ClusterConfig {
             k: 16,
+            vehicle_tolerance: 0.05,
             ..Default::default()
         };
+        // Five speeds need five groups: full coverage at the given tolerance.
+        let grown = cluster_kind(
+            AgentKind::Vehicle,
+            &logged_segments(&s, AgentKind::Vehicle),
+            &ClusterConfig {
+                k: 3,
+                coverage: 1.0,
+                ..cfg
+            },
+        );
+        assert_eq!(grown.covered, grown.segments);
+        assert!(grown.tolerance > 0.05, "{}", grown.tolerance);
         let built = build_vocabulary(&s, &cfg).unwrap();
         let v = &built.vocabulary;
         assert_eq!(v.len(), 16);
@@ -531,7 +589,10 @@ mod tests {
 
     #[test]
     fn tolerance_scales_with_box() {
-        let c = ClusterConfig::default();
+        let c = ClusterConfig {
+            vehicle_tolerance: 0.05,
+            ..Default::default()
+        };
         assert_eq!(c.tolerance(AgentKind::Vehicle), 0.05);
         assert!((c.tolerance(AgentKind::Pedestrian) - 0.0136).abs() < 1e-3);
         assert!((c.tolerance(AgentKind::Cyclist) - 0.0215).abs() < 1e-3);

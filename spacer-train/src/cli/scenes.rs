@@ -1,97 +1,46 @@
-//! Scene arguments shared by the training commands: files or directories of WOMD
-//! TFRecords (`*.tfrecord*`), GPUDrive JSON (`*.json`) and scene caches (`*.spc`),
-//! read with the scenario readers, deduplicated by scene id (the shipped data has
-//! the same WOMD scenes as TFRecord and as JSON), and split into training and the
-//! fixed held-out set ([`crate::training::is_held_out`]).
+//! Scene arguments shared by the training commands: files or directories in any
+//! format the scenario loader reads ([`crate::scenario::load`]: WOMD TFRecords,
+//! GPUDrive JSON, scene caches, INTERACTION recordings), bad scenes skipped with a
+//! warning, deduplicated by scene id (the shipped data holds the same WOMD scenes as
+//! TFRecord and as JSON), scenes that cannot teach motion left out
+//! ([`crate::tokenized::motion_problem`]), and split into training and the fixed
+//! held-out set ([`crate::training::is_held_out`]). Synthetic scenes are for training
+//! only.
+//!
+//! INTERACTION recordings are cut into non-overlapping 9.1 s windows here (a stride
+//! of 91 frames, not the loader's 1 s), so that no held-out window shares traffic
+//! with a training window.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::error::{DataError, Location};
-use crate::scenario::{Scene, cache, gpudrive, womd};
+use crate::error::DataError;
+use crate::scenario::load::{BadScenePolicy, LoadOptions, SceneStream};
+use crate::scenario::synthetic::{SyntheticConfig, generate_range};
+use crate::scenario::{NUM_STEPS, Scene};
 
-/// Every scene file under `paths` (directories are searched recursively, sorted).
+/// Reads every scene `paths` stand for, first occurrence of each scene id kept, with
+/// a progress bar.
 ///
 /// # Errors
-/// [`DataError::Io`] for a path that cannot be listed.
-pub fn scene_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DataError> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| DataError::io(p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            let nested: Vec<PathBuf> = entries
-                .into_iter()
-                .filter(|e| e.is_dir() || format_of(e).is_some())
-                .collect();
-            out.extend(scene_files(&nested)?);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Womd,
-    Gpudrive,
-    Cache,
-}
-
-fn format_of(p: &Path) -> Option<Format> {
-    let name = p.file_name()?.to_string_lossy().to_ascii_lowercase();
-    if name.ends_with(".json") {
-        Some(Format::Gpudrive)
-    } else if name.ends_with(&format!(".{}", cache::CACHE_EXTENSION)) {
-        Some(Format::Cache)
-    } else if name.contains(".tfrecord") {
-        Some(Format::Womd)
-    } else {
-        None
-    }
-}
-
-/// Reads the scenes of one file.
-///
-/// # Errors
-/// The reader's error, or [`DataError::Invalid`] for an unknown file type.
-pub fn read_file(path: &Path) -> Result<Vec<Scene>, DataError> {
-    match format_of(path) {
-        Some(Format::Womd) => womd::read_scenes(path),
-        Some(Format::Gpudrive) => gpudrive::read_scene(path).map(|s| vec![s]),
-        Some(Format::Cache) => cache::read_cache(path),
-        None => Err(DataError::invalid(
-            path,
-            Location::file(),
-            "unknown scene format (expected *.tfrecord, *.json or *.spc)",
-        )),
-    }
-}
-
-/// Reads every scene under `paths`, first occurrence of each scene id kept, with a
-/// progress bar.
-///
-/// # Errors
-/// The first file that fails to read.
+/// A path that does not exist or cannot be listed.
 pub fn load(paths: &[PathBuf]) -> Result<Vec<Scene>, DataError> {
-    let files = scene_files(paths)?;
-    let pb = ProgressBar::new(files.len() as u64).with_style(
-        ProgressStyle::with_template("reading scenes {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let mut options = LoadOptions::new(BadScenePolicy::Skip);
+    options.interaction.stride_steps = NUM_STEPS;
+    let mut stream = SceneStream::open(paths, options)?;
+    let pb = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("reading scenes {spinner} {pos} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let mut scenes: Vec<Scene> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for f in &files {
-        pb.set_message(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        for s in read_file(f)? {
-            if seen.insert(s.id.clone()) {
-                scenes.push(s);
-            }
+    for loaded in stream.by_ref() {
+        // Under the skip policy bad scenes become warnings, not errors.
+        let Ok(l) = loaded else { continue };
+        pb.set_message(l.path.display().to_string());
+        if seen.insert(l.scene.id.clone()) {
+            scenes.push(l.scene);
         }
         pb.inc(1);
     }
@@ -121,6 +70,29 @@ pub fn split(scenes: Vec<Scene>) -> (Vec<Scene>, Vec<Scene>) {
         .partition(|s| !crate::training::is_held_out(&s.id))
 }
 
+/// `count` synthetic scenes (seeded), with a progress bar.
+pub fn synthetic(count: usize, seed: u64) -> Vec<Scene> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let cfg = SyntheticConfig::default();
+    let pb = ProgressBar::new(count as u64).with_style(
+        ProgressStyle::with_template("generating synthetic scenes {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut out = Vec::with_capacity(count);
+    let chunk = 16;
+    let mut i = 0;
+    while i < count {
+        let end = (i + chunk).min(count);
+        out.extend(generate_range(&cfg, seed, i..end));
+        pb.set_position(end as u64);
+        i = end;
+    }
+    pb.finish_and_clear();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,18 +103,19 @@ mod tests {
             crate::paths::shared_data("womd"),
             crate::paths::shared_data("gpudrive"),
         ];
-        let files = scene_files(&dirs).unwrap();
-        assert_eq!(files.len(), 14, "{files:?}");
         let scenes = load(&dirs).unwrap();
-        // 2 WOMD scenes whose JSON copies are dropped, and 9 other JSON scenes (the
-        // two one-step collision fixtures share a scene id).
-        assert_eq!(scenes.len(), 11);
+        // 2 WOMD scenes whose JSON copies are dropped, and the 8 other full JSON
+        // scenes (the one-step collision fixtures do not pass validation).
+        assert_eq!(
+            scenes.len(),
+            10,
+            "{:?}",
+            scenes.iter().map(|s| &s.id).collect::<Vec<_>>()
+        );
         let (train, held) = split(scenes.clone());
-        assert_eq!(train.len() + held.len(), 11);
-        // The fixtures (one step) and the old-layout scene (headings in degrees).
+        assert_eq!(train.len() + held.len(), 10);
         let ok = usable_for_motion(scenes);
-        assert_eq!(ok.len(), 9);
-        let e = read_file(Path::new("x.csv")).unwrap_err().to_string();
-        assert!(e.contains("x.csv"));
+        assert_eq!(ok.len(), 9, "the old-layout scene has headings in degrees");
+        assert!(load(&[PathBuf::from("no/such/dir")]).is_err());
     }
 }

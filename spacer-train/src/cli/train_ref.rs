@@ -39,7 +39,10 @@ pub struct TrainRefArgs {
     /// Evaluate and checkpoint every this many steps.
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Seed.
+    /// Synthetic scenes added to the training scenes (never to the held-out set).
+    #[arg(long, default_value_t = 0)]
+    pub synthetic: usize,
+    /// Seed (initialisation, batches, synthetic scenes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output directory (checkpoint, curves).
@@ -81,7 +84,9 @@ pub fn run(a: TrainRefArgs) -> anyhow::Result<()> {
         tc.eval_every = v;
     }
     let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
-    let (train_s, held_s) = super::scenes::split(scenes);
+    let (mut train_s, held_s) = super::scenes::split(scenes);
+    let real = train_s.len();
+    train_s.extend(super::scenes::synthetic(a.synthetic, a.seed));
     let prep = |v: Vec<crate::scenario::Scene>| -> Vec<PreparedScene> {
         v.into_iter()
             .map(|s| PreparedScene::new(s, &vocab, &config))
@@ -90,8 +95,10 @@ pub fn run(a: TrainRefArgs) -> anyhow::Result<()> {
     let (train_p, held_p) = (prep(train_s), prep(held_s));
     let agents = |v: &[PreparedScene]| v.iter().map(|s| s.tokens.agents.len()).sum::<usize>();
     println!(
-        "{} training scenes ({} agents), {} held-out scenes ({} agents): {}",
+        "{} training scenes ({} real, {} synthetic; {} agents), {} held-out real scenes ({} agents): {}",
         train_p.len(),
+        real,
+        train_p.len() - real,
         agents(&train_p),
         held_p.len(),
         agents(&held_p),

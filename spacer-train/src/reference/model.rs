@@ -316,37 +316,24 @@ impl<B: Backend> ReferenceNet<B> {
     /// # Shapes
     /// Output `[agent_nodes, tokens]`.
     pub fn forward(&self, g: &GraphTensors<B>) -> Tensor<B, 2> {
-        let prof = std::env::var_os("SPACER_PROFILE").is_some();
-        let t = std::time::Instant::now();
-        let lap = |what: &str, x: &Tensor<B, 2>| {
-            if prof {
-                let _ = x.clone().slice([0..1, 0..1]).into_data();
-                eprintln!("{what}: {:?}", t.elapsed());
-            }
-        };
         let mut m = self.map_input.forward(g.map_features.clone());
         let map_rel = Self::rel(&self.map_rel, &g.map_map);
         for layer in &self.map_layers {
             m = layer.forward(m, None, &g.map_map, map_rel.clone());
         }
-        lap("map", &m);
         let emb = self.last_token.weight.val().select(0, g.last_token.clone());
         let mut a = self.agent_input.forward(g.agent_features.clone()) + emb;
         let t_rel = Self::rel(&self.temporal_rel, &g.temporal);
         let am_rel = Self::rel(&self.agent_map_rel, &g.agent_map);
         let aa_rel = Self::rel(&self.agent_agent_rel, &g.agent_agent);
-        lap("rel", &aa_rel.clone().slice([0..1, 0..1, 0..1]).reshape([1, 1]));
         for layer in &self.agent_layers {
             a = layer.temporal.forward(a, None, &g.temporal, t_rel.clone());
-            lap("temporal", &a);
             a = layer
                 .agent_map
                 .forward(a, Some(m.clone()), &g.agent_map, am_rel.clone());
-            lap("agent-map", &a);
             a = layer
                 .agent_agent
                 .forward(a, None, &g.agent_agent, aa_rel.clone());
-            lap("agent-agent", &a);
         }
         self.head.forward(self.norm_out.forward(a))
     }

@@ -48,7 +48,6 @@ fn parameter_counts_match_the_sizes() {
     let nano = ReferenceModel::<Cpu>::new(ReferenceConfig::nano(200), vocab(), &dev, 0).unwrap();
     let mini = ReferenceModel::<Cpu>::new(ReferenceConfig::mini(200), vocab(), &dev, 0).unwrap();
     let (n, m) = (nano.num_params(), mini.num_params());
-    eprintln!("params nano {n} mini {m}");
     assert!((250_000..400_000).contains(&n), "nano {n}");
     assert!((2_500_000..3_600_000).contains(&m), "mini {m}");
     assert!(ReferenceModel::<Cpu>::new(ReferenceConfig::nano(100), vocab(), &dev, 0).is_err());
@@ -211,96 +210,9 @@ fn tiny_training_learns_resumes_and_reloads() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("curves.csv"), "{e}");
-    // Baselines: straight constant-speed motion is what constant velocity predicts.
+    // Baselines: straight constant-speed motion is what constant velocity predicts
+    // (from the tokenized state it misses the tokenizer's drift corrections).
     let b = baselines(&held, &v, 0);
-    assert!(b.constant_velocity > 0.9 && b.random < 0.1, "{b:?}");
-}
-
-#[test]
-#[ignore]
-fn timing_breakdown() {
-    let to_vecf = crate::training::to_vec::<Cpu, 2>;
-    use crate::cli::scenes;
-    use std::time::Instant;
-    let dev = Default::default();
-    let v = crate::vocab::read_vocabulary(std::path::Path::new("/tmp/ref_vocab.postcard")).unwrap();
-    let cfg = ReferenceConfig::nano(200);
-    let sc = scenes::usable_for_motion(scenes::load(&[crate::paths::shared_data("womd")]).unwrap());
-    let p: Vec<PreparedScene> = sc.into_iter().map(|s| PreparedScene::new(s, &v, &cfg)).collect();
-    let m = ReferenceModel::<CpuTrain>::new(cfg.clone(), v.clone(), &dev, 0).unwrap();
-    let mi = ReferenceModel::<Cpu>::new(cfg.clone(), v.clone(), &dev, 0).unwrap();
-    let crops: Vec<Vec<crate::tokenized::TokenizedAgent>> = p.iter().map(|s| crop_agents(&s.tokens.agents, 0, 16)).collect();
-    let worlds: Vec<graph::WorldInput> = p.iter().zip(&crops).map(|(s, c)| graph::WorldInput::new(&s.map, c, 45)).collect();
-    for _ in 0..3 {
-        let t = Instant::now();
-        let g = m.graph(&worlds);
-        let tg = t.elapsed();
-        let t = Instant::now();
-        let gt = model::GraphTensors::<CpuTrain>::new(&g, &dev);
-        let logits = m.net.forward(&gt);
-        let loss = crate::training::smoothed_cross_entropy(logits, gt.target.clone(), gt.target_mask.clone(), 0.1);
-        let _ = loss.clone().into_scalar();
-        let tf = t.elapsed();
-        let t = Instant::now();
-        let grads = loss.backward();
-        let tb = t.elapsed();
-        drop(grads);
-        eprintln!("nodes {} map {} graph {:?} fwd {:?} bwd {:?}", g.agent_nodes, g.map_nodes, tg, tf, tb);
-        let t = Instant::now();
-        let _ = to_vecf(mi.logits(&g));
-        eprintln!("inference fwd {:?}", t.elapsed());
-    }
-}
-
-#[test]
-#[ignore]
-fn op_timing() {
-    use burn::tensor::{Distribution, Tensor};
-    use std::time::Instant;
-    type B = Cpu;
-    let dev = Default::default();
-    let (nq, k, h, dh) = (2160usize, 16usize, 4usize, 16usize);
-    let d = h * dh;
-    let src = Tensor::<B, 2>::random([nq, d], Distribution::Default, &dev);
-    let idx: Vec<i64> = (0..nq * k).map(|i| ((i * 7919) % nq) as i64).collect();
-    let idx = crate::training::int_tensor::<B>(idx, &dev);
-    let sync = |t: &Tensor<B, 4>| { let _ = t.clone().slice([0..1, 0..1, 0..1, 0..1]).into_data(); };
-    for _ in 0..2 {
-        let t = Instant::now();
-        let g = src.clone().select(0, idx.clone()).reshape([nq, k, h, dh]);
-        sync(&g);
-        eprintln!("select {:?}", t.elapsed());
-        let q = Tensor::<B, 4>::random([nq, 1, h, dh], Distribution::Default, &dev);
-        let t = Instant::now();
-        let p = q.clone() * g.clone();
-        sync(&p);
-        eprintln!("bcast mul {:?}", t.elapsed());
-        let t = Instant::now();
-        let qe = q.clone().expand([nq, k, h, dh]);
-        let p2 = qe * g.clone();
-        sync(&p2);
-        eprintln!("expand mul {:?}", t.elapsed());
-        let t = Instant::now();
-        let s = p.clone().sum_dim(3);
-        sync(&s);
-        eprintln!("sum_dim3 {:?}", t.elapsed());
-        let t = Instant::now();
-        let w = burn::tensor::activation::softmax(s.clone(), 1);
-        sync(&w);
-        eprintln!("softmax1 {:?}", t.elapsed());
-        let t = Instant::now();
-        let c = (w * g.clone()).sum_dim(1);
-        sync(&c);
-        eprintln!("wmul+sum1 {:?}", t.elapsed());
-        let a = Tensor::<B, 3>::random([nq, k, d], Distribution::Default, &dev);
-        let b = Tensor::<B, 3>::random([nq, k, d], Distribution::Default, &dev);
-        let t = Instant::now();
-        let e = a.clone() + b.clone();
-        let _ = e.clone().slice([0..1, 0..1, 0..1]).into_data();
-        eprintln!("add same shape {:?}", t.elapsed());
-        let t = Instant::now();
-        let mm = a.clone().reshape([nq * k, d]).matmul(Tensor::<B, 2>::random([d, d], Distribution::Default, &dev));
-        let _ = mm.slice([0..1, 0..1]).into_data();
-        eprintln!("matmul {}x{}x{} {:?}", nq * k, d, d, t.elapsed());
-    }
+    assert!(b.constant_velocity_logged > 0.9 && b.random < 0.1, "{b:?}");
+    assert!(b.constant_velocity > 2.0 * b.random, "{b:?}");
 }

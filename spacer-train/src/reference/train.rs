@@ -116,8 +116,10 @@ pub struct Baselines {
     /// Targets scored.
     pub targets: usize,
     /// Constant velocity: the agent's tokenized pose at decision step `t` (what the
-    /// model sees) moved on for 0.2 s at the logged velocity of step `2t`, heading
-    /// kept, and tokenized from that pose ([`Vocabulary::nearest`]).
+    /// model sees) moved on for 0.2 s at the velocity the simulator would report (the
+    /// last token's finite difference over its second 0.1 s; the logged velocity when
+    /// there is no last token), heading kept, and tokenized from that pose
+    /// ([`Vocabulary::nearest`]).
     pub constant_velocity: f64,
     /// Repeating the last token (standing still when there is none).
     pub last_token: f64,
@@ -241,9 +243,21 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
                 } else {
                     (0.0, 0.0)
                 };
-                // Constant velocity from the tokenized pose (what the model knows), and
-                // from the logged state (which also knows the tokenizer's drift).
-                let cv_pose = Pose::new(p.x + 0.2 * vx, p.y + 0.2 * vy, p.yaw);
+                // Constant velocity from the tokenized state (what the model knows: the
+                // pose, and the velocity the simulator would have, the last token's
+                // finite difference), and from the logged state (which also knows the
+                // tokenizer's drift from the log).
+                let (fx, fy) = match (t > 0 && a.token_valid[t - 1])
+                    .then(|| vocab.get(a.kind, a.tokens[t - 1] as usize))
+                    .flatten()
+                {
+                    Some(tok) => {
+                        let mid = a.poses[t - 1].compose(tok.poses[0]).position();
+                        ((p.x - mid.x) / 0.1, (p.y - mid.y) / 0.1)
+                    }
+                    None => (vx, vy),
+                };
+                let cv_pose = Pose::new(p.x + 0.2 * fx, p.y + 0.2 * fy, p.yaw);
                 let cv_log_pose = if st.valid {
                     Pose::new(st.x + 0.2 * vx, st.y + 0.2 * vy, st.heading)
                 } else {
