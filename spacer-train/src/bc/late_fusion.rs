@@ -22,6 +22,9 @@ use burn::tensor::{Tensor, TensorData};
 use spacer_core::observation::{EGO_FEATURES, PARTNER_FEATURES, ROAD_FEATURES};
 use spacer_core::policy::{HIDDEN, LAYER_NORM_EPS, ParamLayout, PolicyDims};
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use crate::training::to_vec;
 
 /// Linear -> LayerNorm -> tanh -> Linear.
@@ -66,38 +69,79 @@ pub struct LateFusion<B: Backend> {
     pub max_road_segments: usize,
 }
 
-fn linear<B: Backend>(d_in: usize, d_out: usize, gain: f64, device: &B::Device) -> Linear<B> {
+/// An orthogonal `rows x cols` matrix (row-major) times `gain`: the shorter family of
+/// vectors (columns when `cols <= rows`, else rows) orthonormal, as PyTorch's
+/// `orthogonal_`, by modified Gram-Schmidt in f64 over standard normal draws.
+fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let mut m: Vec<f64> = (0..rows * cols)
+        .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal))
+        .collect();
+    let (count, len, sv, se) = if cols <= rows {
+        (cols, rows, 1, cols)
+    } else {
+        (rows, cols, cols, 1)
+    };
+    for v in 0..count {
+        for u in 0..v {
+            let dot: f64 = (0..len)
+                .map(|e| m[v * sv + e * se] * m[u * sv + e * se])
+                .sum();
+            for e in 0..len {
+                m[v * sv + e * se] -= dot * m[u * sv + e * se];
+            }
+        }
+        let norm = (0..len)
+            .map(|e| m[v * sv + e * se].powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let inv = if norm > 1e-30 { 1.0 / norm } else { 0.0 };
+        for e in 0..len {
+            m[v * sv + e * se] *= inv;
+        }
+    }
+    m.iter().map(|&x| (x * gain) as f32).collect()
+}
+
+fn linear<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    gain: f64,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Linear<B> {
+    let w = orthogonal(d_in, d_out, gain, rng);
     Linear {
-        weight: burn::module::Initializer::Orthogonal { gain }.init([d_in, d_out], device),
-        bias: Some(burn::module::Initializer::Zeros.init([d_out], device)),
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
     }
 }
 
-fn encoder<B: Backend>(d: usize, w: usize, device: &B::Device) -> Encoder<B> {
+fn encoder<B: Backend>(d: usize, w: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Encoder<B> {
     let g = std::f64::consts::SQRT_2;
     Encoder {
-        l1: linear(d, w, g, device),
+        l1: linear(d, w, g, rng, device),
         ln: LayerNormConfig::new(w)
             .with_epsilon(LAYER_NORM_EPS as f64)
             .init(device),
-        l2: linear(w, w, g, device),
+        l2: linear(w, w, g, rng, device),
     }
 }
 
 impl<B: Backend> LateFusion<B> {
     /// A freshly initialised network of encoder width `width` for `dims`: orthogonal
     /// weights (gain sqrt 2 for the encoders and the fusion layer, 0.01 for the
-    /// actor, 1 for the critic), zero biases, as DESIGN.md says. Seed the backend
-    /// first for determinism.
-    pub fn new(dims: PolicyDims, width: usize, device: &B::Device) -> Self {
+    /// actor, 1 for the critic), zero biases, LayerNorm gain 1 and shift 0, as
+    /// DESIGN.md says; deterministic for `seed`.
+    pub fn new(dims: PolicyDims, width: usize, seed: u64, device: &B::Device) -> Self {
         let g = std::f64::consts::SQRT_2;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         Self {
-            ego: encoder(EGO_FEATURES, width, device),
-            partner: encoder(PARTNER_FEATURES, width, device),
-            road: encoder(ROAD_FEATURES, width, device),
-            fuse: linear(3 * width, 2 * width, g, device),
-            actor: linear(2 * width, dims.actions(), 0.01, device),
-            critic: linear(2 * width, 1, 1.0, device),
+            ego: encoder(EGO_FEATURES, width, &mut rng, device),
+            partner: encoder(PARTNER_FEATURES, width, &mut rng, device),
+            road: encoder(ROAD_FEATURES, width, &mut rng, device),
+            fuse: linear(3 * width, 2 * width, g, &mut rng, device),
+            actor: linear(2 * width, dims.actions(), 0.01, &mut rng, device),
+            critic: linear(2 * width, 1, 1.0, &mut rng, device),
             width,
             max_partners: dims.max_partners as usize,
             max_road_segments: dims.max_road_segments as usize,
@@ -113,7 +157,14 @@ impl<B: Backend> LateFusion<B> {
         }
     }
 
-    fn pool(&self, enc: &Encoder<B>, x: Tensor<B, 2>, n: usize, slots: usize, d: usize) -> Tensor<B, 2> {
+    fn pool(
+        &self,
+        enc: &Encoder<B>,
+        x: Tensor<B, 2>,
+        n: usize,
+        slots: usize,
+        d: usize,
+    ) -> Tensor<B, 2> {
         let device = x.device();
         let x = if slots == 0 {
             Tensor::zeros([n, 1, d], &device)
@@ -135,7 +186,8 @@ impl<B: Backend> LateFusion<B> {
         let ego = self.ego.forward(obs.clone().slice([0..n, 0..EGO_FEATURES]));
         let partners = self.pool(
             &self.partner,
-            obs.clone().slice([0..n, EGO_FEATURES..p_end.max(EGO_FEATURES + 1)]),
+            obs.clone()
+                .slice([0..n, EGO_FEATURES..p_end.max(EGO_FEATURES + 1)]),
             n,
             p,
             PARTNER_FEATURES,
@@ -147,7 +199,9 @@ impl<B: Backend> LateFusion<B> {
             r,
             ROAD_FEATURES,
         );
-        let fused = self.fuse.forward(Tensor::cat(vec![ego, partners, roads], 1));
+        let fused = self
+            .fuse
+            .forward(Tensor::cat(vec![ego, partners, roads], 1));
         let logits = self.actor.forward(fused.clone());
         let value = self.critic.forward(fused).reshape([n]);
         (logits, value)
@@ -161,13 +215,28 @@ impl<B: Backend> LateFusion<B> {
             )
         };
         let mut out = Vec::new();
-        for (name, e) in [("ego", &self.ego), ("partner", &self.partner), ("road", &self.road)] {
+        for (name, e) in [
+            ("ego", &self.ego),
+            ("partner", &self.partner),
+            ("road", &self.road),
+        ] {
             let (w1, b1) = lin(&e.l1);
             let (w2, b2) = lin(&e.l2);
             let gamma = to_vec(e.ln.gamma.val());
-            let beta = e.ln.beta.as_ref().map(|b| to_vec(b.val())).unwrap_or_default();
+            let beta =
+                e.ln.beta
+                    .as_ref()
+                    .map(|b| to_vec(b.val()))
+                    .unwrap_or_default();
             let names: [&'static str; 6] = match name {
-                "ego" => ["ego.l1.w", "ego.l1.b", "ego.ln.gamma", "ego.ln.beta", "ego.l2.w", "ego.l2.b"],
+                "ego" => [
+                    "ego.l1.w",
+                    "ego.l1.b",
+                    "ego.ln.gamma",
+                    "ego.ln.beta",
+                    "ego.l2.w",
+                    "ego.l2.b",
+                ],
                 "partner" => [
                     "partner.l1.w",
                     "partner.l1.b",
@@ -176,13 +245,24 @@ impl<B: Backend> LateFusion<B> {
                     "partner.l2.w",
                     "partner.l2.b",
                 ],
-                _ => ["road.l1.w", "road.l1.b", "road.ln.gamma", "road.ln.beta", "road.l2.w", "road.l2.b"],
+                _ => [
+                    "road.l1.w",
+                    "road.l1.b",
+                    "road.ln.gamma",
+                    "road.ln.beta",
+                    "road.l2.w",
+                    "road.l2.b",
+                ],
             };
             for (n, v) in names.into_iter().zip([w1, b1, gamma, beta, w2, b2]) {
                 out.push((n, v));
             }
         }
-        for (n, l) in [("fuse", &self.fuse), ("actor", &self.actor), ("critic", &self.critic)] {
+        for (n, l) in [
+            ("fuse", &self.fuse),
+            ("actor", &self.actor),
+            ("critic", &self.critic),
+        ] {
             let (w, b) = lin(l);
             let (nw, nb) = match n {
                 "fuse" => ("fuse.w", "fuse.b"),
@@ -216,7 +296,11 @@ impl<B: Backend> LateFusion<B> {
             };
             let len = spec.rows * spec.cols;
             if v.len() != len {
-                return Err(format!("{}: {} values, layout wants {len}", spec.name, v.len()));
+                return Err(format!(
+                    "{}: {} values, layout wants {len}",
+                    spec.name,
+                    v.len()
+                ));
             }
             flat[spec.offset..spec.offset + len].copy_from_slice(v);
         }
@@ -239,21 +323,31 @@ impl<B: Backend> LateFusion<B> {
             ));
         }
         let get = |name: &str| -> Option<(Vec<f32>, usize, usize)> {
-            layout.tensors().into_iter().find(|t| t.name == name).map(|t| {
-                (
-                    params[t.offset..t.offset + t.rows * t.cols].to_vec(),
-                    t.rows,
-                    t.cols,
-                )
-            })
+            layout
+                .tensors()
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| {
+                    (
+                        params[t.offset..t.offset + t.rows * t.cols].to_vec(),
+                        t.rows,
+                        t.cols,
+                    )
+                })
         };
         let matrix = |name: &str| -> Result<Param<Tensor<B, 2>>, String> {
             let (v, r, c) = get(name).ok_or_else(|| format!("no tensor {name}"))?;
-            Ok(Param::from_tensor(Tensor::from_data(TensorData::new(v, [r, c]), device)))
+            Ok(Param::from_tensor(Tensor::from_data(
+                TensorData::new(v, [r, c]),
+                device,
+            )))
         };
         let vector = |name: &str| -> Result<Param<Tensor<B, 1>>, String> {
             let (v, r, c) = get(name).ok_or_else(|| format!("no tensor {name}"))?;
-            Ok(Param::from_tensor(Tensor::from_data(TensorData::new(v, [r * c]), device)))
+            Ok(Param::from_tensor(Tensor::from_data(
+                TensorData::new(v, [r * c]),
+                device,
+            )))
         };
         let lin = |p: &str| -> Result<Linear<B>, String> {
             Ok(Linear {
@@ -291,7 +385,9 @@ impl<B: Backend> LateFusion<B> {
 /// K = 200; 204,105 at 128).
 pub fn late_fusion_params(w: usize, actions: usize) -> usize {
     let enc = |d: usize| d * w + w + 2 * w + w * w + w;
-    enc(EGO_FEATURES) + enc(PARTNER_FEATURES) + enc(ROAD_FEATURES)
+    enc(EGO_FEATURES)
+        + enc(PARTNER_FEATURES)
+        + enc(ROAD_FEATURES)
         + 3 * w * 2 * w
         + 2 * w
         + 2 * w * actions

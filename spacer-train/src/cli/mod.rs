@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bc;
 pub mod bench;
 pub mod data;
 pub mod data_gen;
@@ -30,6 +31,8 @@ pub enum Command {
     Vocab(vocab::VocabArgs),
     /// Train the reference motion model.
     TrainRef(train_ref::TrainRefArgs),
+    /// Behaviour cloning of the late-fusion policy from logged tokens.
+    Bc(bc::BcArgs),
     /// Measure throughput (`spacer bench sim`).
     Bench(bench::BenchArgs),
     /// Scene data: inspect files, convert them into a scene cache, generate synthetic
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Vocab(a) => vocab::run(a),
         Command::TrainRef(a) => train_ref::run(a),
+        Command::Bc(a) => bc::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
     }

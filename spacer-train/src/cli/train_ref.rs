@@ -46,7 +46,7 @@ pub struct TrainRefArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output directory (checkpoint, curves).
-    #[arg(long, default_value = "runs/reference")]
+    #[arg(long, default_value = "out/reference")]
     pub out: PathBuf,
     /// Continue from the checkpoint in `--out`.
     #[arg(long)]

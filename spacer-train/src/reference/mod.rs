@@ -9,6 +9,8 @@
 //!   poses in each query's frame), built on the CPU.
 //! - [`model`]: the burn network (map self-attention, then per agent layer causal
 //!   temporal self-attention, agent-to-map and agent-to-agent attention).
+//! - [`agent`]: the model as a sim agent (closed-loop sampling in
+//!   [`crate::sim`]).
 //! - [`train`]: teacher-forced next-token training (label smoothing 0.1, AdamW,
 //!   cosine schedule with warm-up, global gradient clipping), resumable atomic
 //!   checkpoints, curves, the fixed held-out split and the baselines.
@@ -19,6 +21,7 @@
 //! and [`ReferenceModel::sample`] (the next tokens of every agent, top-k and
 //! temperature: what the simulator calls to run the model as a sim agent).
 
+pub mod agent;
 pub mod graph;
 pub mod map;
 pub mod model;
@@ -230,6 +233,17 @@ pub struct ReferenceModel<B: Backend> {
     pub device: B::Device,
 }
 
+impl<B: Backend> Clone for ReferenceModel<B> {
+    fn clone(&self) -> Self {
+        Self {
+            net: self.net.clone(),
+            config: self.config.clone(),
+            vocab: self.vocab.clone(),
+            device: self.device.clone(),
+        }
+    }
+}
+
 impl<B: Backend> ReferenceModel<B> {
     /// A freshly initialised model (deterministic for `seed`).
     ///
@@ -252,6 +266,7 @@ impl<B: Backend> ReferenceModel<B> {
         }
         B::seed(device, seed);
         let net = config.network.init(device);
+        crate::training::materialize(&net);
         Ok(Self {
             net,
             config,

@@ -60,6 +60,22 @@ impl CosineSchedule {
     }
 }
 
+/// Reads every parameter once.
+struct Materialize;
+
+impl<B: Backend> ModuleVisitor<B> for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Initialises every lazily initialised parameter of `module` now. burn initialises
+/// parameters on first use, and clones made before that initialise *separately*
+/// (different values): call this on a fresh module before cloning it.
+pub fn materialize<B: Backend, M: burn::module::Module<B>>(module: &M) {
+    module.visit(&mut Materialize);
+}
+
 /// Sums the squares of every gradient of `module`'s parameters.
 struct SquaredNorm<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
