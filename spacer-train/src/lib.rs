@@ -22,6 +22,7 @@ pub mod bc;
 pub mod cli;
 pub mod error;
 pub mod fsutil;
+pub mod metrics;
 pub mod paths;
 pub mod policy_file;
 pub mod reference;

@@ -8,6 +8,7 @@ pub mod data;
 pub mod data_gen;
 pub mod data_render;
 pub mod info;
+pub mod metrics;
 pub mod scenes;
 pub mod train_ref;
 pub mod vocab;
@@ -38,6 +39,8 @@ pub enum Command {
     /// Scene data: inspect files, convert them into a scene cache, generate synthetic
     /// scenes, render a scene.
     Data(data::DataArgs),
+    /// Score sim-agent rollouts with the official Waymo Sim Agents metrics.
+    Metrics(metrics::MetricsArgs),
 }
 
 /// Runs a parsed command line.
@@ -49,5 +52,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bc(a) => bc::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
+        Command::Metrics(a) => metrics::run(a),
     }
 }
