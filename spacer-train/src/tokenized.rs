@@ -3,12 +3,20 @@
 //!
 //! Tokens sit on a fixed 5 Hz grid: token `t` moves an agent from step `2t` to step
 //! `2t + 2` (0.2 s). A 91-step scene has [`decision_steps`]` = 45` tokens, so decision
-//! step `t` is the agent's pose at step `2t` and the token it executes next. Each
-//! maximal run of valid logged steps is encoded on its own with
-//! [`Vocabulary::encode`] (closed loop: every token starts at the previous token's end
-//! pose), starting at the run's first even step; the poses after the first are the
-//! *decoded* token end poses, so poses and tokens always agree exactly, as they do in
-//! the simulator.
+//! step `t` is the agent's pose at step `2t` and the token it executes next. Two ways
+//! to put a log on the grid ([`Tokenization`]):
+//!
+//! - [`Tokenization::ClosedLoop`]: each maximal run of valid logged steps is encoded
+//!   on its own with [`Vocabulary::encode`] (every token starts at the previous
+//!   token's end pose), from the run's first even step; the poses after the first are
+//!   the *decoded* token end poses, so poses and tokens agree exactly, as they do for
+//!   a token-driven agent in the simulator. The targets then also correct the
+//!   tokenizer's drift from the log, which nothing in the poses shows.
+//! - [`Tokenization::Logged`]: the poses are the logged ones, and token `t` is the
+//!   token that best moves the agent from its logged pose at step `2t` to its logged
+//!   pose at `2t + 2` ([`Vocabulary::nearest`]). This is how the simulator's history
+//!   (steps 0..=10) and every log-replayed object look to a centralized model, and
+//!   what a predictor that sees the logged state (constant velocity, say) can match.
 
 use spacer_core::agent::AgentKind;
 use spacer_core::geometry::Pose;
@@ -85,6 +93,16 @@ impl TokenizedAgent {
     }
 }
 
+/// How a log is put on the token grid (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Tokenization {
+    /// Closed-loop encoding; poses are the decoded tokens.
+    ClosedLoop,
+    /// Logged poses; each token the one-step nearest between consecutive grid poses.
+    #[default]
+    Logged,
+}
+
 /// A scene's controllable agents as token sequences.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenizedScene {
@@ -96,7 +114,7 @@ pub struct TokenizedScene {
 }
 
 /// Tokenizes every vehicle, pedestrian and cyclist of `scene` with `vocab`.
-pub fn tokenize_scene(scene: &Scene, vocab: &Vocabulary) -> TokenizedScene {
+pub fn tokenize_scene(scene: &Scene, vocab: &Vocabulary, mode: Tokenization) -> TokenizedScene {
     let steps = decision_steps(scene.num_steps());
     let agents = scene
         .tracks
@@ -104,10 +122,54 @@ pub fn tokenize_scene(scene: &Scene, vocab: &Vocabulary) -> TokenizedScene {
         .enumerate()
         .filter_map(|(i, track)| {
             let kind = track.object_type.agent_kind()?;
-            tokenize_track(i, track, kind, steps, vocab)
+            match mode {
+                Tokenization::ClosedLoop => tokenize_track(i, track, kind, steps, vocab),
+                Tokenization::Logged => tokenize_track_logged(i, track, kind, steps, vocab),
+            }
         })
         .collect();
     TokenizedScene { steps, agents }
+}
+
+/// [`Tokenization::Logged`] of one track; `None` when no grid step is valid.
+pub fn tokenize_track_logged(
+    index: usize,
+    track: &Track,
+    kind: AgentKind,
+    steps: usize,
+    vocab: &Vocabulary,
+) -> Option<TokenizedAgent> {
+    let first = track.states.iter().find(|s| usable(s))?;
+    let at = |t: usize| {
+        track
+            .states
+            .get(STEPS_PER_TOKEN * t)
+            .filter(|s| usable(s))
+            .map(logged_pose)
+    };
+    let mut a = TokenizedAgent {
+        track: index,
+        kind,
+        length: finite_or(first.length, 4.5),
+        width: finite_or(first.width, 2.0),
+        poses: vec![Pose::IDENTITY; steps + 1],
+        pose_valid: vec![false; steps + 1],
+        tokens: vec![0; steps],
+        token_valid: vec![false; steps],
+    };
+    for t in 0..=steps {
+        if let Some(p) = at(t) {
+            a.poses[t] = p;
+            a.pose_valid[t] = true;
+        }
+    }
+    for t in 0..steps {
+        if let (Some(p), Some(q)) = (at(t), at(t + 1)) {
+            a.tokens[t] = vocab.nearest(kind, p, q).0;
+            a.token_valid[t] = true;
+        }
+    }
+    a.pose_valid.iter().any(|&v| v).then_some(a)
 }
 
 /// Tokenizes one track on a grid of `steps` tokens; `None` when no grid step is valid.
@@ -280,8 +342,15 @@ pub(crate) mod tests {
             a.poses[45]
         );
         let mut scene = scene_of("s", vec![t]);
-        let s = tokenize_scene(&scene, &v);
+        let s = tokenize_scene(&scene, &v, Tokenization::ClosedLoop);
         assert_eq!((s.steps, s.agents.len()), (45, 1));
+        // Logged: the poses are the log's; the tokens the one-step nearest.
+        let l = tokenize_scene(&scene, &v, Tokenization::Logged);
+        let la = &l.agents[0];
+        assert_eq!(la.poses[13], logged_pose(&scene.tracks[0].states[26]));
+        assert!(la.token_valid[13] && !la.token_valid[9] && !la.pose_valid[10]);
+        let want = v.nearest(AgentKind::Vehicle, la.poses[13], la.poses[14]).0;
+        assert_eq!(la.tokens[13], want);
         assert_eq!(heading_agreement(&scene), Some(1.0));
         assert_eq!(motion_problem(&scene), None);
         for st in &mut scene.tracks[0].states {

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod data;
 pub mod data_gen;
 pub mod data_render;
+pub mod eval_ref;
 pub mod info;
 pub mod metrics;
 pub mod scenes;
@@ -34,6 +35,8 @@ pub enum Command {
     TrainRef(train_ref::TrainRefArgs),
     /// Behaviour cloning of the late-fusion policy from logged tokens.
     Bc(bc::BcArgs),
+    /// Score the reference model as a closed-loop sim agent (WOSAC metrics).
+    EvalRef(eval_ref::EvalRefArgs),
     /// Measure throughput (`spacer bench sim`).
     Bench(bench::BenchArgs),
     /// Scene data: inspect files, convert them into a scene cache, generate synthetic
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vocab(a) => vocab::run(a),
         Command::TrainRef(a) => train_ref::run(a),
         Command::Bc(a) => bc::run(a),
+        Command::EvalRef(a) => eval_ref::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
         Command::Metrics(a) => metrics::run(a),

@@ -122,6 +122,34 @@ pub fn run(a: TrainRefArgs) -> anyhow::Result<()> {
         DeviceKind::Cuda => cuda(&config, &tc, &vocab, &train_p, &held_p, &a.out, a.resume)?,
     };
     summary(&config, &tc, &report);
+    score_speed(&report.checkpoint, &held_p)?;
+    Ok(())
+}
+
+/// Times one batched `score` call over the held-out worlds (what PPO does once per
+/// rollout), on the CPU.
+fn score_speed(checkpoint: &Path, held: &[PreparedScene]) -> anyhow::Result<()> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let model = crate::reference::ReferenceModel::<crate::training::Cpu>::load(
+        checkpoint,
+        &Default::default(),
+    )?;
+    let worlds: Vec<_> = held.iter().map(PreparedScene::world).collect();
+    let t = std::time::Instant::now();
+    let scores = model.score(&worlds);
+    let s = t.elapsed().as_secs_f64();
+    let agent_steps = scores.valid.iter().filter(|&&v| v).count();
+    println!(
+        "score: {} worlds x {} agents x {} steps x {} tokens in {:.3} s on the CPU ({:.0} agent-steps/s)",
+        scores.worlds,
+        scores.agents,
+        scores.steps,
+        scores.tokens,
+        s,
+        agent_steps as f64 / s.max(1e-9)
+    );
     Ok(())
 }
 
@@ -224,11 +252,11 @@ fn summary(config: &ReferenceConfig, tc: &TrainConfig, r: &TrainReport) {
         h.targets, h.future_targets, h.nll, h.accuracy, h.top5, h.future_accuracy
     );
     println!(
-        "held-out baselines: constant velocity {:.4} ({:.4} from step 5; from the logged state {:.4}, {:.4}), last token {:.4} ({:.4}), random {:.4} ({:.4})",
+        "held-out baselines: constant velocity {:.4} ({:.4} from step 5; from the model's state {:.4}, {:.4}), last token {:.4} ({:.4}), random {:.4} ({:.4})",
         b.constant_velocity,
         b.future_constant_velocity,
-        b.constant_velocity_logged,
-        b.future_constant_velocity_logged,
+        b.constant_velocity_model_state,
+        b.future_constant_velocity_model_state,
         b.last_token,
         b.future_last_token,
         b.random,

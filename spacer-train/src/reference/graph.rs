@@ -431,7 +431,7 @@ mod tests {
             pts,
         ));
         let v = Vocabulary::kinematic_grid(200).unwrap();
-        let tok = tokenize_scene(&s, &v);
+        let tok = tokenize_scene(&s, &v, crate::tokenized::Tokenization::ClosedLoop);
         let map = MapTokens::from_scene(
             &s,
             &MapTokenConfig {

@@ -14,6 +14,8 @@
 //! - [`train`]: teacher-forced next-token training (label smoothing 0.1, AdamW,
 //!   cosine schedule with warm-up, global gradient clipping), resumable atomic
 //!   checkpoints, curves, the fixed held-out split and the baselines.
+//! - [`wosac`]: closed-loop evaluation of sim agents (this model among them) with
+//!   the official Waymo Sim Agents metrics.
 //!
 //! The interfaces others call live here on [`ReferenceModel`]:
 //! [`ReferenceModel::score`] (log pi_ref for every agent, step and token of a batch of
@@ -26,6 +28,7 @@ pub mod graph;
 pub mod map;
 pub mod model;
 pub mod train;
+pub mod wosac;
 
 use std::path::Path;
 
@@ -40,7 +43,7 @@ use spacer_core::tokenizer::Vocabulary;
 
 use crate::error::{DataError, Location};
 use crate::scenario::Scene;
-use crate::tokenized::{TokenizedAgent, TokenizedScene, tokenize_scene};
+use crate::tokenized::{Tokenization, TokenizedAgent, TokenizedScene, tokenize_scene};
 use crate::training::checkpoint::{Checkpoint, record_from_bytes, record_to_bytes};
 use crate::training::to_vec;
 use graph::{GraphBatch, GraphConfig, WorldInput, build_graph};
@@ -63,6 +66,10 @@ pub struct ReferenceConfig {
     pub graph: GraphConfig,
     /// Map tokens.
     pub map: MapTokenConfig,
+    /// How logs become the training sequences (default: logged poses, the way the
+    /// simulator's history and replayed objects look to the model).
+    #[serde(default)]
+    pub tokenization: Tokenization,
 }
 
 impl ReferenceConfig {
@@ -86,6 +93,7 @@ impl ReferenceConfig {
                 radius: 60.0,
                 max_tokens: 768,
             },
+            tokenization: Tokenization::Logged,
         }
     }
 
@@ -109,6 +117,7 @@ impl ReferenceConfig {
                 radius: 80.0,
                 max_tokens: 2048,
             },
+            tokenization: Tokenization::Logged,
         }
     }
 
@@ -158,7 +167,7 @@ pub struct PreparedScene {
 impl PreparedScene {
     /// Tokenizes `scene`'s agents and map.
     pub fn new(scene: Scene, vocab: &Vocabulary, cfg: &ReferenceConfig) -> Self {
-        let tokens = tokenize_scene(&scene, vocab);
+        let tokens = tokenize_scene(&scene, vocab, cfg.tokenization);
         let map = MapTokens::from_scene(&scene, &cfg.map);
         Self { scene, tokens, map }
     }

@@ -115,27 +115,28 @@ pub struct EvalStats {
 pub struct Baselines {
     /// Targets scored.
     pub targets: usize,
-    /// Constant velocity: the agent's tokenized pose at decision step `t` (what the
-    /// model sees) moved on for 0.2 s at the velocity the simulator would report (the
-    /// last token's finite difference over its second 0.1 s; the logged velocity when
-    /// there is no last token), heading kept, and tokenized from that pose
-    /// ([`Vocabulary::nearest`]).
+    /// Constant velocity: the logged state at step `2t` moved on for 0.2 s at its
+    /// logged velocity, heading kept, tokenized from the agent's pose at decision
+    /// step `t` ([`Vocabulary::nearest`], as the targets are).
     pub constant_velocity: f64,
     /// Repeating the last token (standing still when there is none).
     pub last_token: f64,
     /// A uniformly random token (seeded).
     pub random: f64,
-    /// Constant velocity continued from the *logged* state of step `2t` (it also
-    /// knows the tokenizer's drift from the log, which no model input shows).
-    pub constant_velocity_logged: f64,
+    /// Constant velocity from the model's own poses: its pose at `t` moved on by its
+    /// displacement over the last 0.2 s (the logged velocity when there is no earlier
+    /// pose). Under
+    /// [`crate::tokenized::Tokenization::ClosedLoop`] this lacks what the logged
+    /// state knows: the tokenizer's drift from the log.
+    pub constant_velocity_model_state: f64,
     /// Constant velocity from [`FIRST_FUTURE_STEP`] on.
     pub future_constant_velocity: f64,
     /// Last token from [`FIRST_FUTURE_STEP`] on.
     pub future_last_token: f64,
     /// Random from [`FIRST_FUTURE_STEP`] on.
     pub future_random: f64,
-    /// Constant velocity from the logged state, from [`FIRST_FUTURE_STEP`] on.
-    pub future_constant_velocity_logged: f64,
+    /// Constant velocity from the model's state, from [`FIRST_FUTURE_STEP`] on.
+    pub future_constant_velocity_model_state: f64,
 }
 
 /// What a training run did.
@@ -243,19 +244,13 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
                 } else {
                     (0.0, 0.0)
                 };
-                // Constant velocity from the tokenized state (what the model knows: the
-                // pose, and the velocity the simulator would have, the last token's
-                // finite difference), and from the logged state (which also knows the
-                // tokenizer's drift from the log).
-                let (fx, fy) = match (t > 0 && a.token_valid[t - 1])
-                    .then(|| vocab.get(a.kind, a.tokens[t - 1] as usize))
-                    .flatten()
-                {
-                    Some(tok) => {
-                        let mid = a.poses[t - 1].compose(tok.poses[0]).position();
-                        ((p.x - mid.x) / 0.1, (p.y - mid.y) / 0.1)
-                    }
-                    None => (vx, vy),
+                // Constant velocity from the model's own poses (the displacement over
+                // the last 0.2 s), and from the logged state and velocity.
+                let (fx, fy) = if t > 0 && a.pose_valid[t - 1] {
+                    let q = a.poses[t - 1];
+                    ((p.x - q.x) / 0.2, (p.y - q.y) / 0.2)
+                } else {
+                    (vx, vy)
                 };
                 let cv_pose = Pose::new(p.x + 0.2 * fx, p.y + 0.2 * fy, p.yaw);
                 let cv_log_pose = if st.valid {
@@ -274,7 +269,7 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
                 let future = t >= FIRST_FUTURE_STEP;
                 n += 1;
                 fut += future as usize;
-                for (i, guess) in [cv, last, random, cv_log].into_iter().enumerate() {
+                for (i, guess) in [cv_log, last, random, cv].into_iter().enumerate() {
                     if guess == target {
                         hits[i] += 1;
                         if future {
@@ -291,11 +286,11 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
         constant_velocity: d(hits[0], n),
         last_token: d(hits[1], n),
         random: d(hits[2], n),
-        constant_velocity_logged: d(hits[3], n),
+        constant_velocity_model_state: d(hits[3], n),
         future_constant_velocity: d(hits[4], fut),
         future_last_token: d(hits[5], fut),
         future_random: d(hits[6], fut),
-        future_constant_velocity_logged: d(hits[7], fut),
+        future_constant_velocity_model_state: d(hits[7], fut),
     }
 }
 
