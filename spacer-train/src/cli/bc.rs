@@ -76,7 +76,7 @@ pub fn run(a: BcArgs) -> anyhow::Result<()> {
         Some(p) => crate::vocab::read_vocabulary(p)?,
         None => Vocabulary::kinematic_grid(200).map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    let scenes = super::scenes::load(&a.scenes)?;
+    let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
     let (mut train_s, held_s) = super::scenes::split(scenes);
     train_s.extend(super::scenes::synthetic(a.synthetic, a.seed));
     let sim = SimConfig {

@@ -39,6 +39,9 @@ pub struct TrainRefArgs {
     /// Evaluate and checkpoint every this many steps.
     #[arg(long)]
     pub eval_every: Option<usize>,
+    /// Probability of drawing a real (not synthetic) training scene.
+    #[arg(long)]
+    pub real_fraction: Option<f64>,
     /// Synthetic scenes added to the training scenes (never to the held-out set).
     #[arg(long, default_value_t = 0)]
     pub synthetic: usize,
@@ -82,6 +85,9 @@ pub fn run(a: TrainRefArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = a.eval_every {
         tc.eval_every = v;
+    }
+    if let Some(v) = a.real_fraction {
+        tc.real_fraction = v;
     }
     let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
     let (mut train_s, held_s) = super::scenes::split(scenes);

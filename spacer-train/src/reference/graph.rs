@@ -35,8 +35,11 @@ pub const AGENT_MAP_FEATURES: usize = POSE_FEATURES + LIGHT_CLASSES;
 /// Relative features of an agent-to-agent neighbour.
 pub const AGENT_AGENT_FEATURES: usize = POSE_FEATURES;
 /// Input features of an agent-step node: the last token's poses (x, y, cos, sin at
-/// +0.1 s and +0.2 s), whether there is one, box length and width, kind one-hot.
-pub const AGENT_FEATURES: usize = 8 + 1 + 2 + AgentKind::COUNT;
+/// +0.1 s and +0.2 s), whether there is one, box length and width, kind one-hot, and
+/// the previous decision step's pose in this one's frame (x, y, cos, sin; the exact
+/// motion of the last 0.2 s, which the token only approximates when the poses are
+/// logged ones) with whether it is known.
+pub const AGENT_FEATURES: usize = 8 + 1 + 2 + AgentKind::COUNT + 5;
 
 /// Neighbourhood sizes and radii.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -321,6 +324,15 @@ pub fn build_graph(worlds: &[WorldInput<'_>], vocab: &Vocabulary, cfg: &GraphCon
                 f[9] = a.length / 10.0;
                 f[10] = a.width / 5.0;
                 f[11 + a.kind.index()] = 1.0;
+                let k0 = 11 + AgentKind::COUNT;
+                if ok && t > 0 && valid(a, t - 1) {
+                    let prev = pose.relative(a.poses[t - 1]);
+                    f[k0] = prev.x / 5.0;
+                    f[k0 + 1] = prev.y / 5.0;
+                    f[k0 + 2] = prev.yaw.cos();
+                    f[k0 + 3] = prev.yaw.sin();
+                    f[k0 + 4] = 1.0;
+                }
                 g.agent_features.extend_from_slice(&f);
                 // Target.
                 let tv = ok && a.token_valid.get(t).copied().unwrap_or(false);

@@ -1,8 +1,9 @@
 //! Teacher-forced next-token training of the reference model, its evaluation on the
 //! fixed held-out split, and the baselines it must beat.
 //!
-//! One optimizer step: draw `batch_scenes` training scenes (uniformly, from a
-//! generator seeded by the run seed and the step, so a resumed run draws what an
+//! One optimizer step: draw `batch_scenes` training scenes (a real one with
+//! probability `real_fraction`, else a synthetic one, each uniformly, from a generator
+//! seeded by the run seed and the step, so a resumed run draws what an
 //! uninterrupted one would), crop each to the `max_agents` agents nearest a randomly
 //! drawn centre agent, run one teacher-forced pass over all their decision steps,
 //! and minimise the label-smoothed (0.1) cross entropy of every known next token.
@@ -62,6 +63,14 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Seed of the initialisation and of the batch draws.
     pub seed: u64,
+    /// Probability that a drawn scene is a real one when there are real and
+    /// synthetic training scenes (else every scene is equally likely).
+    #[serde(default = "default_real_fraction")]
+    pub real_fraction: f64,
+}
+
+fn default_real_fraction() -> f64 {
+    0.5
 }
 
 impl TrainConfig {
@@ -80,6 +89,7 @@ impl TrainConfig {
             label_smoothing: 0.1,
             eval_every: if mini { 1000 } else { 200 },
             seed: 0,
+            real_fraction: 0.5,
         }
     }
 
@@ -305,7 +315,7 @@ const SERIES: [&str; 6] = [
     "heldout_nll",
     "train_accuracy",
     "heldout_accuracy",
-    "constant_velocity_accuracy",
+    "constvel_accuracy",
     "lr",
 ];
 
@@ -320,11 +330,7 @@ fn write_curves(out_dir: &Path, curves: &Curves) -> Result<(), DataError> {
             },
             Panel {
                 title: "next-token accuracy",
-                series: &[
-                    "train_accuracy",
-                    "heldout_accuracy",
-                    "constant_velocity_accuracy",
-                ],
+                series: &["train_accuracy", "heldout_accuracy", "constvel_accuracy"],
             },
         ],
     )
@@ -359,6 +365,8 @@ pub fn train<B: AutodiffBackend>(
     if usable.is_empty() {
         return Err(TrainError::NoData);
     }
+    let (real, synthetic): (Vec<usize>, Vec<usize>) = (0..usable.len())
+        .partition(|&i| usable[i].scene.source != crate::scenario::SceneSource::Synthetic);
     let ck_path = out_dir.join("reference.ckpt");
     let mut model = ReferenceModel::<B>::new(config.clone(), vocab.clone(), device, tc.seed)
         .map_err(TrainError::Config)?;
@@ -442,15 +450,23 @@ pub fn train<B: AutodiffBackend>(
     while step < tc.steps {
         let mut rng =
             ChaCha8Rng::seed_from_u64(tc.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let crops: Vec<(usize, Vec<crate::tokenized::TokenizedAgent>)> =
-            (0..tc.batch_scenes.max(1))
-                .map(|_| {
-                    let i = rng.random_range(0..usable.len());
-                    let agents = &usable[i].tokens.agents;
-                    let centre = rng.random_range(0..agents.len());
-                    (i, crop_agents(agents, centre, tc.max_agents))
-                })
-                .collect();
+        let crops: Vec<(usize, Vec<crate::tokenized::TokenizedAgent>)> = (0..tc
+            .batch_scenes
+            .max(1))
+            .map(|_| {
+                let pool = if !real.is_empty()
+                    && (synthetic.is_empty() || rng.random_bool(tc.real_fraction.clamp(0.0, 1.0)))
+                {
+                    &real
+                } else {
+                    &synthetic
+                };
+                let i = pool[rng.random_range(0..pool.len())];
+                let agents = &usable[i].tokens.agents;
+                let centre = rng.random_range(0..agents.len());
+                (i, crop_agents(agents, centre, tc.max_agents))
+            })
+            .collect();
         let worlds: Vec<WorldInput<'_>> = crops
             .iter()
             .map(|(i, agents)| WorldInput::new(&usable[*i].map, agents, usable[*i].tokens.steps))
@@ -522,7 +538,7 @@ pub fn train<B: AutodiffBackend>(
             if heldout_stats.targets > 0 {
                 row.push(("heldout_nll", heldout_stats.nll));
                 row.push(("heldout_accuracy", heldout_stats.accuracy));
-                row.push(("constant_velocity_accuracy", base.constant_velocity));
+                row.push(("constvel_accuracy", base.constant_velocity));
             }
             curves.push(step as u64, &row);
             let optim_bytes =

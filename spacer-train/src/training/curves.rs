@@ -162,7 +162,7 @@ impl Curves {
         line(pm, left, top, left, bottom, black, 1.5);
         text(pm, left, 8.0, panel.title, black, 2.0);
         text(pm, right - 24.0, bottom + 20.0, "step", black, 1.0);
-        for (k, (pts, name)) in data.iter().zip(panel.series.iter()).enumerate() {
+        for (k, pts) in data.iter().enumerate() {
             let c = palette(k);
             if pts.len() >= 2 {
                 let mut pb = PathBuilder::new();
@@ -176,9 +176,28 @@ impl Curves {
             } else if let Some(&(x, y)) = pts.first() {
                 dot(pm, sx(x), sy(y), c);
             }
+        }
+        // The legend, on a white box over the lines.
+        let longest = panel.series.iter().map(|s| s.len()).max().unwrap_or(0);
+        let legend_w = 6.0 * longest as f32 + 26.0;
+        let legend_x = right - legend_w;
+        let legend_h = 12.0 * panel.series.len() as f32 + 4.0;
+        if let Some(r) = Rect::from_xywh(legend_x - 4.0, top + 2.0, legend_w + 2.0, legend_h) {
+            let bg = paint(Color::from_rgba8(255, 255, 255, 235));
+            pm.fill_rect(r, &bg, Transform::identity(), None);
+        }
+        for (k, name) in panel.series.iter().enumerate() {
             let ly = top + 6.0 + 12.0 * k as f32;
-            line(pm, right - 150.0, ly + 3.0, right - 134.0, ly + 3.0, c, 2.0);
-            text(pm, right - 128.0, ly, name, black, 1.0);
+            line(
+                pm,
+                legend_x,
+                ly + 3.0,
+                legend_x + 16.0,
+                ly + 3.0,
+                palette(k),
+                2.0,
+            );
+            text(pm, legend_x + 22.0, ly, name, black, 1.0);
         }
     }
 }
