@@ -258,11 +258,11 @@ fn summary(config: &ReferenceConfig, tc: &TrainConfig, r: &TrainReport) {
         h.targets, h.future_targets, h.nll, h.accuracy, h.top5, h.future_accuracy
     );
     println!(
-        "held-out baselines: constant velocity {:.4} ({:.4} from step 5; from the model's state {:.4}, {:.4}), last token {:.4} ({:.4}), random {:.4} ({:.4})",
+        "held-out baselines: constant velocity {:.4} ({:.4} from step 5; repeating the last motion {:.4} ({:.4}), last token {:.4} ({:.4}), random {:.4} ({:.4})",
         b.constant_velocity,
         b.future_constant_velocity,
-        b.constant_velocity_model_state,
-        b.future_constant_velocity_model_state,
+        b.repeat_last_motion,
+        b.future_repeat_last_motion,
         b.last_token,
         b.future_last_token,
         b.random,

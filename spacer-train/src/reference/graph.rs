@@ -157,6 +157,10 @@ pub struct GraphBatch {
     /// `[agent_nodes]` row of the token embedding table: `kind * K + token` of the
     /// last executed token, `3 K` when there is none.
     pub last_token: Vec<i64>,
+    /// `[agent_nodes]` row of the token embedding table of the *anchor*: the token
+    /// that repeats the node's own last 0.2 s of motion (same speed and turn), from
+    /// its own poses ([`repeat_last_motion`]); `3 K` when there is no earlier pose.
+    pub anchor_token: Vec<i64>,
     /// Temporal self-attention.
     pub temporal: Neighbours,
     /// Agent-to-map attention.
@@ -233,6 +237,13 @@ fn nearest_k(cands: &mut Vec<(f32, usize, [f32; 16])>, k: usize) -> Vec<(usize, 
     cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     cands.truncate(k);
     cands.iter().map(|c| (c.1, c.2)).collect()
+}
+
+/// The token that repeats the motion from `prev` to `now` (0.2 s earlier): the
+/// pose `now ∘ (prev⁻¹ ∘ now)`, same speed and turn rate, tokenized from `now`.
+pub fn repeat_last_motion(vocab: &Vocabulary, kind: AgentKind, prev: Pose, now: Pose) -> u16 {
+    let next = now.compose(prev.relative(now));
+    vocab.nearest(kind, now, next).0
 }
 
 /// The embedding row of the "no last token" entry for a vocabulary of `k`.
@@ -321,6 +332,12 @@ pub fn build_graph(worlds: &[WorldInput<'_>], vocab: &Vocabulary, cfg: &GraphCon
                     }
                     None => g.last_token.push(no_token_row(k_vocab)),
                 }
+                let anchor = (ok && t > 0 && valid(a, t - 1))
+                    .then(|| repeat_last_motion(vocab, a.kind, a.poses[t - 1], pose));
+                g.anchor_token.push(match anchor {
+                    Some(tok) => (a.kind.index() * k_vocab + tok as usize) as i64,
+                    None => no_token_row(k_vocab),
+                });
                 f[9] = a.length / 10.0;
                 f[10] = a.width / 5.0;
                 f[11 + a.kind.index()] = 1.0;
@@ -492,5 +509,9 @@ mod tests {
         assert_eq!(g.last_token[g.node(0, 0, 0).unwrap()], no_token_row(200));
         assert!(g.last_token[g.node(0, 0, 3).unwrap()] < 200);
         assert!(g.last_token[g.node(0, 2, 3).unwrap()] >= 200);
+        // The anchor of straight constant-speed motion is the motion's own token.
+        let n = g.node(0, 0, 20).unwrap();
+        assert_eq!(g.anchor_token[n], g.last_token[n]);
+        assert_eq!(g.anchor_token[g.node(0, 0, 0).unwrap()], no_token_row(200));
     }
 }

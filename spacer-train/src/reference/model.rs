@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! map features -> MLP -> [map self-attention block] x map_layers ------------------\
-//! agent-step features -> MLP  + embedding of the last token                         |
+//! agent-step features -> MLP + embeddings of the last token and of the anchor       |
 //!   -> [temporal self-attention (causal) -> agent-to-map cross-attention <----------/
 //!       -> agent-to-agent attention] x agent_layers -> LayerNorm -> MLP -> K logits
 //! ```
+//!
+//! The anchor is the token that repeats the agent's own last 0.2 s of motion
+//! ([`super::graph::repeat_last_motion`]): the network starts from "keep doing what
+//! you did" and learns where behaviour departs from it.
 //!
 //! Every attention block is pre-LayerNorm multi-head attention over a fixed-size
 //! neighbour list plus a feed-forward layer, both residual. Relative geometry enters
@@ -207,6 +211,7 @@ pub struct ReferenceNet<B: Backend> {
     map_layers: Vec<AttentionBlock<B>>,
     agent_input: Mlp<B>,
     last_token: Embedding<B>,
+    anchor_token: Embedding<B>,
     temporal_rel: Mlp<B>,
     agent_map_rel: Mlp<B>,
     agent_agent_rel: Mlp<B>,
@@ -226,6 +231,8 @@ pub struct GraphTensors<B: Backend> {
     pub agent_features: Tensor<B, 2>,
     /// `[agent_nodes]`.
     pub last_token: Tensor<B, 1, Int>,
+    /// `[agent_nodes]`.
+    pub anchor_token: Tensor<B, 1, Int>,
     /// Temporal attention.
     pub temporal: NeighbourTensors<B>,
     /// Agent-to-map attention.
@@ -250,6 +257,7 @@ impl<B: Backend> GraphTensors<B> {
                 device,
             ),
             last_token: int_tensor(g.last_token.clone(), device),
+            anchor_token: int_tensor(g.anchor_token.clone(), device),
             temporal: NeighbourTensors::new(&g.temporal, device),
             agent_map: NeighbourTensors::new(&g.agent_map, device),
             agent_agent: NeighbourTensors::new(&g.agent_agent, device),
@@ -271,6 +279,7 @@ impl NetworkConfig {
             map_layers: (0..self.map_layers).map(|_| block(false)).collect(),
             agent_input: Mlp::new(AGENT_FEATURES, d, d, device),
             last_token: EmbeddingConfig::new(3 * self.tokens + 1, d).init(device),
+            anchor_token: EmbeddingConfig::new(3 * self.tokens + 1, d).init(device),
             temporal_rel: Mlp::new(TEMPORAL_FEATURES, d, d, device),
             agent_map_rel: Mlp::new(AGENT_MAP_FEATURES, d, d, device),
             agent_agent_rel: Mlp::new(AGENT_AGENT_FEATURES, d, d, device),
@@ -321,8 +330,14 @@ impl<B: Backend> ReferenceNet<B> {
         for layer in &self.map_layers {
             m = layer.forward(m, None, &g.map_map, map_rel.clone());
         }
-        let emb = self.last_token.weight.val().select(0, g.last_token.clone());
-        let mut a = self.agent_input.forward(g.agent_features.clone()) + emb;
+        let table = self.last_token.weight.val();
+        let emb = table.clone().select(0, g.last_token.clone());
+        let anchor = self
+            .anchor_token
+            .weight
+            .val()
+            .select(0, g.anchor_token.clone());
+        let mut a = self.agent_input.forward(g.agent_features.clone()) + emb + anchor;
         let t_rel = Self::rel(&self.temporal_rel, &g.temporal);
         let am_rel = Self::rel(&self.agent_map_rel, &g.agent_map);
         let aa_rel = Self::rel(&self.agent_agent_rel, &g.agent_agent);

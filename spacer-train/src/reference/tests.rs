@@ -213,5 +213,5 @@ fn tiny_training_learns_resumes_and_reloads() {
     // Baselines: straight constant-speed motion is what constant velocity predicts.
     let b = baselines(&held, &v, 0);
     assert!(b.constant_velocity > 0.9 && b.random < 0.1, "{b:?}");
-    assert!(b.constant_velocity_model_state > 0.9, "{b:?}");
+    assert!(b.repeat_last_motion > 0.9, "{b:?}");
 }

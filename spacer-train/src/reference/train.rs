@@ -133,20 +133,18 @@ pub struct Baselines {
     pub last_token: f64,
     /// A uniformly random token (seeded).
     pub random: f64,
-    /// Constant velocity from the model's own poses: its pose at `t` moved on by its
-    /// displacement over the last 0.2 s (the logged velocity when there is no earlier
-    /// pose). Under
-    /// [`crate::tokenized::Tokenization::ClosedLoop`] this lacks what the logged
-    /// state knows: the tokenizer's drift from the log.
-    pub constant_velocity_model_state: f64,
+    /// Repeating the last 0.2 s of motion (same speed and turn rate) of the model's
+    /// own poses ([`super::graph::repeat_last_motion`], the model's anchor; the
+    /// logged velocity when there is no earlier pose).
+    pub repeat_last_motion: f64,
     /// Constant velocity from [`FIRST_FUTURE_STEP`] on.
     pub future_constant_velocity: f64,
     /// Last token from [`FIRST_FUTURE_STEP`] on.
     pub future_last_token: f64,
     /// Random from [`FIRST_FUTURE_STEP`] on.
     pub future_random: f64,
-    /// Constant velocity from the model's state, from [`FIRST_FUTURE_STEP`] on.
-    pub future_constant_velocity_model_state: f64,
+    /// Repeating the last motion, from [`FIRST_FUTURE_STEP`] on.
+    pub future_repeat_last_motion: f64,
 }
 
 /// What a training run did.
@@ -254,22 +252,21 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
                 } else {
                     (0.0, 0.0)
                 };
-                // Constant velocity from the model's own poses (the displacement over
-                // the last 0.2 s), and from the logged state and velocity.
-                let (fx, fy) = if t > 0 && a.pose_valid[t - 1] {
-                    let q = a.poses[t - 1];
-                    ((p.x - q.x) / 0.2, (p.y - q.y) / 0.2)
+                // Constant velocity from the logged state and velocity; and repeating
+                // the last 0.2 s of motion of the model's own poses.
+                let repeat = if t > 0 && a.pose_valid[t - 1] {
+                    super::graph::repeat_last_motion(vocab, a.kind, a.poses[t - 1], p)
                 } else {
-                    (vx, vy)
+                    vocab
+                        .nearest(a.kind, p, Pose::new(p.x + 0.2 * vx, p.y + 0.2 * vy, p.yaw))
+                        .0
                 };
-                let cv_pose = Pose::new(p.x + 0.2 * fx, p.y + 0.2 * fy, p.yaw);
                 let cv_log_pose = if st.valid {
                     Pose::new(st.x + 0.2 * vx, st.y + 0.2 * vy, st.heading)
                 } else {
-                    cv_pose
+                    Pose::new(p.x + 0.2 * vx, p.y + 0.2 * vy, p.yaw)
                 };
                 let cv_log = vocab.nearest(a.kind, p, cv_log_pose).0;
-                let cv = vocab.nearest(a.kind, p, cv_pose).0;
                 let last = if t > 0 && a.token_valid[t - 1] {
                     a.tokens[t - 1]
                 } else {
@@ -279,7 +276,7 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
                 let future = t >= FIRST_FUTURE_STEP;
                 n += 1;
                 fut += future as usize;
-                for (i, guess) in [cv_log, last, random, cv].into_iter().enumerate() {
+                for (i, guess) in [cv_log, last, random, repeat].into_iter().enumerate() {
                     if guess == target {
                         hits[i] += 1;
                         if future {
@@ -296,11 +293,11 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
         constant_velocity: d(hits[0], n),
         last_token: d(hits[1], n),
         random: d(hits[2], n),
-        constant_velocity_model_state: d(hits[3], n),
+        repeat_last_motion: d(hits[3], n),
         future_constant_velocity: d(hits[4], fut),
         future_last_token: d(hits[5], fut),
         future_random: d(hits[6], fut),
-        future_constant_velocity_model_state: d(hits[7], fut),
+        future_repeat_last_motion: d(hits[7], fut),
     }
 }
 
