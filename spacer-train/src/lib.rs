@@ -7,6 +7,10 @@
 //! - [`policy_file`]: spacer-core's weights blob on disk.
 //! - [`sim`]: the batched CPU simulator and its sim agents.
 //! - [`render`]: bird's-eye PNG / SVG renders of scenes.
+//! - [`tokenized`], [`vocab`]: logged motion as tokens; building the vocabulary.
+//! - [`reference`](mod@reference): the centralized reference motion model (burn).
+//! - [`bc`]: behaviour cloning of the late-fusion policy (burn).
+//! - [`training`]: what the hand-written training loops share.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -14,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bc;
 pub mod cli;
 pub mod error;
 pub mod eval;
@@ -21,8 +26,12 @@ pub mod fsutil;
 pub mod metrics;
 pub mod paths;
 pub mod policy_file;
+pub mod reference;
 pub mod render;
 pub mod scenario;
 pub mod sim;
+pub mod tokenized;
+pub mod training;
+pub mod vocab;
 
 pub use error::{DataError, Location};

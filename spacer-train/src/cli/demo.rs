@@ -117,6 +117,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         vocabulary,
         policy,
         selection: selection(1.0, 0),
+        ref_sampling: crate::reference::Sampling::default(),
     };
     let specs: Vec<String> = SimAgentKind::ALL
         .iter()

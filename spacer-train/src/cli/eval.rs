@@ -20,16 +20,20 @@ use crate::metrics::chart::bar_chart;
 use crate::metrics::rollouts::write_submission;
 use crate::metrics::{MetricsConfig, MetricsReport};
 use crate::policy_file::PolicyFile;
+use crate::reference::Sampling;
+use crate::reference::agent::ReferenceAgent;
 use crate::scenario::Scene;
 use crate::scenario::load::{BadScenePolicy, LoadOptions, load_scenes_with};
 use crate::scenario::synthetic::{SyntheticConfig, generate_many};
 use crate::sim::{SimAgent, SimAgentKind};
+use crate::training::Cpu;
 
 /// Arguments of `spacer eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Sim agents to evaluate, comma-separated or repeated: `log`, `const-vel`,
-    /// `logged-tokens`, `random`, `policy` (the `--policy` blob).
+    /// `logged-tokens`, `random`, `policy` (the `--policy` blob), `ref:CKPT` (a
+    /// reference model checkpoint written by `spacer train-ref`).
     #[arg(long, required = true, value_delimiter = ',')]
     pub agents: Vec<String>,
     /// Scene files or directories (WOMD TFRecord, GPUDrive JSON, INTERACTION CSV, scene
@@ -43,6 +47,11 @@ pub struct EvalArgs {
     /// Use at most this many scenes (the first ones).
     #[arg(long)]
     pub max_scenes: Option<usize>,
+    /// Only the fixed held-out split of the real scenes (the one `spacer train-ref`
+    /// and `spacer bc` never train on; INTERACTION cut into non-overlapping windows,
+    /// scenes that cannot teach motion left out).
+    #[arg(long)]
+    pub held_out: bool,
     /// Rollouts per scene.
     #[arg(long, default_value_t = 32)]
     pub rollouts: usize,
@@ -58,6 +67,12 @@ pub struct EvalArgs {
     /// Sample among the policy's top-k tokens (0 = all).
     #[arg(long, default_value_t = 0)]
     pub top_k: u16,
+    /// Sampling temperature of `ref:` agents.
+    #[arg(long, default_value_t = 1.0)]
+    pub ref_temperature: f32,
+    /// `ref:` agents sample among their top-k tokens (0 = all).
+    #[arg(long, default_value_t = 40)]
+    pub ref_top_k: u16,
     /// Seed of the rollouts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -83,6 +98,8 @@ pub struct EvalInputs {
     pub policy: PolicyFile,
     /// How the policy samples.
     pub selection: Selection,
+    /// How `ref:` agents sample.
+    pub ref_sampling: Sampling,
 }
 
 /// Loads scenes from `paths` (skipping bad ones with a warning) plus `synthetic`
@@ -117,15 +134,45 @@ pub fn gather_scenes(
     Ok(scenes)
 }
 
-/// Builds a sim agent from its command-line name.
+/// The held-out real scenes of `paths`: read as the training commands read them
+/// ([`super::scenes::load`]), motion-less scenes left out, the fixed held-out split.
 ///
 /// # Errors
-/// An unknown name.
+/// Unreadable paths, or no held-out scene among them.
+pub fn held_out_scenes(paths: &[PathBuf], max: Option<usize>) -> anyhow::Result<Vec<Arc<Scene>>> {
+    let scenes = super::scenes::usable_for_motion(super::scenes::load(paths)?);
+    let mut held: Vec<Arc<Scene>> = super::scenes::split(scenes)
+        .1
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    if let Some(m) = max {
+        held.truncate(m);
+    }
+    if held.is_empty() {
+        bail!("no held-out scene among the --scenes");
+    }
+    Ok(held)
+}
+
+/// Builds a sim agent from its command-line name: a [`SimAgentKind`] or `ref:CKPT`.
+///
+/// # Errors
+/// An unknown name, or a checkpoint that does not load.
 pub fn build_agent(
     spec: &str,
     inputs: &EvalInputs,
     seed: u64,
 ) -> anyhow::Result<Box<dyn SimAgent>> {
+    if let Some(path) = spec.strip_prefix("ref:") {
+        let agent = ReferenceAgent::<Cpu>::load(
+            Path::new(path),
+            inputs.ref_sampling,
+            seed,
+            &Default::default(),
+        )?;
+        return Ok(Box::new(agent));
+    }
     let kind: SimAgentKind = spec.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(kind.build(&inputs.vocabulary, &inputs.policy, inputs.selection, seed))
 }
@@ -281,7 +328,14 @@ pub fn selection(temperature: f32, top_k: u16) -> Selection {
 /// Bad arguments, unreadable inputs, failing agents.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let metrics = MetricsConfig::resolve(&args.config)?;
-    let scenes = gather_scenes(&args.scenes, args.synthetic, args.seed, args.max_scenes)?;
+    let scenes = if args.held_out {
+        if args.synthetic > 0 {
+            bail!("--held-out takes real scenes only; leave out --synthetic");
+        }
+        held_out_scenes(&args.scenes, args.max_scenes)?
+    } else {
+        gather_scenes(&args.scenes, args.synthetic, args.seed, args.max_scenes)?
+    };
     let vocabulary =
         Vocabulary::kinematic_grid(DEFAULT_TOKENS).map_err(|e| anyhow::anyhow!("{e}"))?;
     let policy = match &args.policy {
@@ -293,6 +347,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         vocabulary,
         policy,
         selection: selection(args.temperature, args.top_k),
+        ref_sampling: Sampling {
+            temperature: args.ref_temperature,
+            top_k: args.ref_top_k,
+        },
     };
     let config = EvalConfig::new(metrics, args.rollouts, args.seed);
     println!(
@@ -310,4 +368,74 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         args.chart.as_deref(),
         args.out.as_deref(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::{ReferenceConfig, ReferenceModel};
+
+    fn inputs(scenes: Vec<Arc<Scene>>) -> EvalInputs {
+        let vocabulary = Vocabulary::kinematic_grid(DEFAULT_TOKENS).unwrap();
+        EvalInputs {
+            scenes,
+            policy: PolicyFile::initial(&vocabulary, 1),
+            vocabulary,
+            selection: Selection::Argmax,
+            ref_sampling: Sampling::default(),
+        }
+    }
+
+    #[test]
+    fn reference_checkpoints_are_sim_agents_scored_by_eval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.ckpt");
+        let v = Vocabulary::kinematic_grid(DEFAULT_TOKENS).unwrap();
+        let model = ReferenceModel::<Cpu>::new(
+            ReferenceConfig::tiny(DEFAULT_TOKENS),
+            v,
+            &Default::default(),
+            0,
+        )
+        .unwrap();
+        model
+            .to_checkpoint(0, String::new())
+            .unwrap()
+            .write(&path)
+            .unwrap();
+        let scene = crate::scenario::womd::read_scenes(&crate::paths::shared_data(
+            "womd/637f20cafde22ff8.tfrecord",
+        ))
+        .unwrap()
+        .remove(0);
+        let inputs = inputs(vec![Arc::new(scene)]);
+        let spec = format!("ref:{}", path.display());
+        let config = EvalConfig::new(MetricsConfig::challenge_2025().unwrap(), 1, 0);
+        let results = evaluate_agents(std::slice::from_ref(&spec), &inputs, &config).unwrap();
+        let m = results[0].1.scores.average.metrics.metametric;
+        assert!(m > 0.0 && m < 1.0, "{m}");
+        assert_eq!(results[0].1.submission.scenario_rollouts.len(), 1);
+
+        // A missing checkpoint and an unknown agent are errors naming them.
+        let Err(e) = build_agent("ref:no/such.ckpt", &inputs, 0) else {
+            panic!("a missing checkpoint loaded");
+        };
+        assert!(format!("{e:#}").contains("no/such.ckpt"), "{e:#}");
+        let Err(e) = build_agent("oracle", &inputs, 0) else {
+            panic!("an unknown agent was built");
+        };
+        assert!(format!("{e:#}").contains("oracle"), "{e:#}");
+    }
+
+    #[test]
+    fn held_out_scenes_are_the_fixed_split() {
+        let dirs = [
+            crate::paths::shared_data("womd"),
+            crate::paths::shared_data("gpudrive"),
+        ];
+        let held = held_out_scenes(&dirs, None).unwrap();
+        assert!(!held.is_empty());
+        assert!(held.iter().all(|s| crate::training::is_held_out(&s.id)));
+        assert!(held_out_scenes(&[PathBuf::from("no/such/dir")], None).is_err());
+    }
 }

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bc;
 pub mod bench;
 pub mod data;
 pub mod data_gen;
@@ -10,6 +11,9 @@ pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod metrics;
+pub mod scenes;
+pub mod train_ref;
+pub mod vocab;
 
 /// SPACeR: human-like, reactive traffic sim agents, trained by self-play anchored to a
 /// reference motion model.
@@ -29,6 +33,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),
+    /// Build or evaluate the motion-token vocabulary.
+    Vocab(vocab::VocabArgs),
+    /// Train the reference motion model.
+    TrainRef(train_ref::TrainRefArgs),
+    /// Behaviour cloning of the late-fusion policy from logged tokens.
+    Bc(bc::BcArgs),
     /// Measure throughput (`spacer bench sim`).
     Bench(bench::BenchArgs),
     /// Scene data: inspect files, convert them into a scene cache, generate synthetic
@@ -45,6 +55,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Info(a) => info::run(a),
+        Command::Vocab(a) => vocab::run(a),
+        Command::TrainRef(a) => train_ref::run(a),
+        Command::Bc(a) => bc::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
         Command::Metrics(a) => metrics::run(a),

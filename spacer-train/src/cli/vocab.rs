@@ -1,0 +1,176 @@
+//! `spacer vocab`: build the motion-token vocabulary from logs and report how well it
+//! reproduces them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use spacer_core::agent::AgentKind;
+use spacer_core::tokenizer::Vocabulary;
+
+use crate::scenario::Scene;
+use crate::vocab::{
+    BuiltVocabulary, ClusterConfig, TokenizationError, build_vocabulary, read_vocabulary,
+    tokenization_error, write_vocabulary,
+};
+
+/// Arguments of `spacer vocab`.
+#[derive(Debug, Args)]
+pub struct VocabArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: VocabCommand,
+}
+
+/// `spacer vocab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VocabCommand {
+    /// k-disk clustering of logged 0.2 s segments into K tokens per agent type.
+    Build(BuildArgs),
+    /// Tokenization error of a vocabulary on logged scenes.
+    Eval(EvalArgs),
+}
+
+/// Arguments of `spacer vocab build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Scene files or directories (WOMD *.tfrecord, GPUDrive *.json, *.spc caches).
+    #[arg(long, num_args = 1.., required = true)]
+    pub scenes: Vec<PathBuf>,
+    /// Tokens per agent type.
+    #[arg(long, default_value_t = 200)]
+    pub k: usize,
+    /// Grouping tolerance for vehicles (mean corner distance, m); scaled by box size
+    /// for the other types. 0.1 by measurement (see `spacer_train::vocab`).
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f32,
+    /// Grow the tolerance until the tokens cover this fraction of the logged
+    /// segments (0: keep the tolerance).
+    #[arg(long, default_value_t = 0.0)]
+    pub coverage: f64,
+    /// Seed of the cluster-seed draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Synthetic scenes added to the training scenes.
+    #[arg(long, default_value_t = 0)]
+    pub synthetic: usize,
+    /// Also cluster the held-out scenes (by default the vocabulary sees training
+    /// scenes only).
+    #[arg(long)]
+    pub include_heldout: bool,
+    /// Output file.
+    #[arg(long, default_value = "vocab.postcard")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `spacer vocab eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The vocabulary file.
+    #[arg(long)]
+    pub vocab: PathBuf,
+    /// Scene files or directories.
+    #[arg(long, num_args = 1.., required = true)]
+    pub scenes: Vec<PathBuf>,
+}
+
+/// Runs `spacer vocab`.
+pub fn run(args: VocabArgs) -> anyhow::Result<()> {
+    match args.command {
+        VocabCommand::Build(a) => build(a),
+        VocabCommand::Eval(a) => eval(a),
+    }
+}
+
+fn build(a: BuildArgs) -> anyhow::Result<()> {
+    let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
+    let (mut train, held) = super::scenes::split(scenes);
+    train.extend(super::scenes::synthetic(a.synthetic, a.seed));
+    let cluster_on: Vec<Scene> = if a.include_heldout {
+        train.iter().chain(held.iter()).cloned().collect()
+    } else {
+        train.clone()
+    };
+    let cfg = ClusterConfig {
+        k: a.k,
+        vehicle_tolerance: a.tolerance,
+        seed: a.seed,
+        coverage: a.coverage,
+    };
+    let started = std::time::Instant::now();
+    let built = build_vocabulary(&cluster_on, &cfg).map_err(anyhow::Error::msg)?;
+    write_vocabulary(&a.out, &built.vocabulary)?;
+    println!(
+        "vocabulary: {} tokens per type from {} scenes ({} held out{}) in {:.2} s -> {}",
+        a.k,
+        cluster_on.len(),
+        held.len(),
+        if a.include_heldout {
+            ", included"
+        } else {
+            ", not used"
+        },
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    print_provenance(&built);
+    report(&built.vocabulary, &train, &held)
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let v = read_vocabulary(&a.vocab)?;
+    let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
+    let (train, held) = super::scenes::split(scenes);
+    report(&v, &train, &held)
+}
+
+fn print_provenance(b: &BuiltVocabulary) {
+    println!(
+        "{:<11} {:>9} {:>10} {:>11} {:>9}",
+        "type", "segments", "tolerance", "from data", "covered"
+    );
+    for kind in AgentKind::ALL {
+        let c = &b.clusters[kind.index()];
+        println!(
+            "{:<11} {:>9} {:>9.4}m {:>11} {:>8.1}%",
+            kind.name(),
+            c.segments,
+            c.tolerance,
+            c.from_data,
+            100.0 * c.covered as f64 / c.segments.max(1) as f64
+        );
+    }
+}
+
+fn report(v: &Vocabulary, train: &[Scene], held: &[Scene]) -> anyhow::Result<()> {
+    let grid = Vocabulary::kinematic_grid(v.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (name, scenes) in [("training", train), ("held-out", held)] {
+        if scenes.is_empty() {
+            continue;
+        }
+        let ours = tokenization_error(scenes, v);
+        let base = tokenization_error(scenes, &grid);
+        println!(
+            "tokenization error on {} {name} scenes (logs encoded, decoded, compared at 10 Hz):",
+            scenes.len()
+        );
+        println!(
+            "{:<11} {:>6} {:>10} {:>10} {:>10} {:>12} {:>12}",
+            "type", "runs", "ADE (m)", "FDE (m)", "max (m)", "grid ADE", "grid FDE"
+        );
+        for kind in AgentKind::ALL {
+            let (o, g): (&TokenizationError, &TokenizationError) =
+                (&ours[kind.index()], &base[kind.index()]);
+            println!(
+                "{:<11} {:>6} {:>10.4} {:>10.4} {:>10.3} {:>12.4} {:>12.4}",
+                kind.name(),
+                o.trajectories,
+                o.ade,
+                o.fde,
+                o.max,
+                g.ade,
+                g.fde
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! The reference model as a sim agent: closed-loop sampling in the simulator (the
+//! imitation-learning baseline, the paper's SMART / CAT-K rows).
+//!
+//! At each decision (step `s = 2t`, 5 Hz) every world's history is turned into the
+//! model's input: every vehicle, pedestrian and cyclist of the scene (controlled or
+//! replaying its log) with its poses on the 5 Hz grid from the world's trajectory,
+//! and its tokens: the ones a controlled agent executed, and for everything else (the
+//! logged history, replayed objects) the token that best moves the object from each
+//! grid pose to the next ([`spacer_core::tokenizer::Vocabulary::nearest`]). One batched pass over all worlds
+//! gives the next-token logits ([`ReferenceModel::next_logits`], only the receptive
+//! window of history is run); each controlled agent's token is drawn with
+//! spacer-core's top-k / temperature sampler from a generator derived from the
+//! agent's seed, the world's episode seed, the agent's slot and the decision, so
+//! runs do not depend on thread timing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+use spacer_core::geometry::Pose;
+use spacer_core::math::Rng;
+use spacer_core::policy::{Selection, select};
+use spacer_core::tokenizer::Token;
+
+use super::graph::WorldInput;
+use super::map::MapTokens;
+use super::{ReferenceModel, Sampling};
+use crate::sim::{
+    Action, DecisionBatch, NO_TOKEN, RowIndex, SimAgent, SimError, World, derive_seed,
+};
+use crate::tokenized::{TokenizedAgent, logged_pose};
+
+/// Drives the controlled agents with a reference model.
+#[derive(Debug)]
+pub struct ReferenceAgent<B: Backend> {
+    model: ReferenceModel<B>,
+    sampling: Sampling,
+    seed: u64,
+    name: String,
+    maps: HashMap<String, Arc<MapTokens>>,
+}
+
+impl<B: Backend> ReferenceAgent<B> {
+    /// An agent sampling from `model` with `sampling`, seeded by `seed`.
+    pub fn new(
+        model: ReferenceModel<B>,
+        sampling: Sampling,
+        seed: u64,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            model,
+            sampling,
+            seed,
+            name: name.into(),
+            maps: HashMap::new(),
+        }
+    }
+
+    /// Loads a checkpoint written by `spacer train-ref`.
+    ///
+    /// # Errors
+    /// [`crate::DataError`] naming the file.
+    pub fn load(
+        path: &Path,
+        sampling: Sampling,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Self, crate::DataError> {
+        let model = ReferenceModel::load(path, device)?;
+        Ok(Self::new(
+            model,
+            sampling,
+            seed,
+            format!("reference({})", path.display()),
+        ))
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ReferenceModel<B> {
+        &self.model
+    }
+
+    /// The model's input for `world` at decision step `t` (its agents, in track
+    /// order, and for each the track it stands for).
+    fn history(&self, world: &World, t: usize) -> (Vec<TokenizedAgent>, Vec<usize>) {
+        let scene = world.scene();
+        let vocab = &self.model.vocab;
+        let t0 = scene.current_step / 2;
+        let mut agents = Vec::new();
+        let mut tracks = Vec::new();
+        for (i, track) in scene.tracks.iter().enumerate() {
+            let Some(kind) = track.object_type.agent_kind() else {
+                continue;
+            };
+            let traj = world.trajectory(i);
+            let grid = |t: usize| traj.get(2 * t).filter(|s| s.valid).map(logged_pose);
+            let mut a = TokenizedAgent {
+                track: i,
+                kind,
+                length: 0.0,
+                width: 0.0,
+                poses: vec![Pose::IDENTITY; t + 1],
+                pose_valid: vec![false; t + 1],
+                tokens: vec![0; t + 1],
+                token_valid: vec![false; t + 1],
+            };
+            let Some(first) = traj.iter().find(|s| s.valid) else {
+                continue;
+            };
+            a.length = first.length;
+            a.width = first.width;
+            for s in 0..=t {
+                if let Some(p) = grid(s) {
+                    a.poses[s] = p;
+                    a.pose_valid[s] = true;
+                }
+            }
+            let executed = world.slot_of(i).map(|slot| world.tokens(slot));
+            for s in 0..t {
+                let from_sim = executed.and_then(|e| s.checked_sub(t0).and_then(|d| e.get(d)));
+                match from_sim {
+                    Some(&tok) if tok != NO_TOKEN => {
+                        a.tokens[s] = tok;
+                        a.token_valid[s] = true;
+                    }
+                    _ => {
+                        if let (Some(p), Some(q)) = (grid(s), grid(s + 1)) {
+                            a.tokens[s] = vocab.nearest(kind, p, q).0;
+                            a.token_valid[s] = true;
+                        }
+                    }
+                }
+            }
+            agents.push(a);
+            tracks.push(i);
+        }
+        (agents, tracks)
+    }
+}
+
+impl<B: Backend> SimAgent for ReferenceAgent<B>
+where
+    ReferenceModel<B>: Send,
+{
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn reset(&mut self, worlds: &[World], _: &RowIndex) -> Result<(), SimError> {
+        for w in worlds {
+            let scene = w.scene();
+            if scene.current_step % 2 != 0 {
+                return Err(SimError::Agent {
+                    agent: self.name(),
+                    message: format!(
+                        "scene {} starts at step {}: the model decides on even steps",
+                        scene.id, scene.current_step
+                    ),
+                });
+            }
+            self.maps
+                .entry(scene.id.clone())
+                .or_insert_with(|| Arc::new(MapTokens::from_scene(scene, &self.model.config.map)));
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, batch: &DecisionBatch<'_>, actions: &mut [Action]) -> Result<(), SimError> {
+        let Some(first) = batch.worlds.first() else {
+            return Ok(());
+        };
+        let t = first.step() / 2;
+        let histories: Vec<(Vec<TokenizedAgent>, Vec<usize>)> =
+            batch.worlds.iter().map(|w| self.history(w, t)).collect();
+        let maps: Vec<Arc<MapTokens>> = batch
+            .worlds
+            .iter()
+            .map(|w| {
+                self.maps.get(&w.scene().id).cloned().unwrap_or_else(|| {
+                    Arc::new(MapTokens::from_scene(w.scene(), &self.model.config.map))
+                })
+            })
+            .collect();
+        let inputs: Vec<WorldInput<'_>> = histories
+            .iter()
+            .zip(&maps)
+            .map(|((agents, _), map)| WorldInput::new(map, agents, t + 1))
+            .collect();
+        let logits = self.model.next_logits(&inputs, t);
+        let selection = Selection::Sample {
+            temperature: self.sampling.temperature,
+            top_k: self.sampling.top_k,
+        };
+        for (row, action) in actions.iter_mut().enumerate() {
+            let (w, slot) = batch.rows.locate(row);
+            let world = &batch.worlds[w];
+            let track = world.agent_track(slot);
+            let Some(ai) = histories[w].1.iter().position(|&i| i == track) else {
+                continue;
+            };
+            let Some(l) = logits[w].get(ai).and_then(Option::as_ref) else {
+                continue;
+            };
+            let mut rng = Rng::new(derive_seed(
+                self.seed,
+                &[world.seed(), slot as u64, batch.decision as u64],
+            ));
+            let index = select(l, selection, &mut rng).map_err(SimError::Policy)?;
+            let token = self
+                .model
+                .vocab
+                .get(world.agent_kind(slot), index as usize)
+                .copied()
+                .unwrap_or(Token::STILL);
+            *action = Action::Token { index, token };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::ReferenceConfig;
+    use crate::sim::{SimConfig, Simulator};
+    use crate::training::Cpu;
+    use spacer_core::tokenizer::Vocabulary;
+
+    #[test]
+    fn drives_every_controlled_agent_deterministically() {
+        let scene = Arc::new(crate::reference::tests::small_scene("sim", 5.0));
+        let v = Vocabulary::kinematic_grid(200).unwrap();
+        let model =
+            ReferenceModel::<Cpu>::new(ReferenceConfig::tiny(200), v, &Default::default(), 0)
+                .unwrap();
+        let cfg = SimConfig {
+            sim_steps: 6,
+            ..SimConfig::default()
+        };
+        let run = |seed| {
+            let mut agent = ReferenceAgent::new(model.clone(), Sampling::default(), seed, "ref");
+            let mut sim = Simulator::new(&[Arc::clone(&scene)], cfg).unwrap();
+            sim.run(&mut agent, 1).unwrap();
+            sim.rollouts()
+        };
+        let (a, b, c) = (run(3), run(3), run(4));
+        let tokens = |r: &Vec<crate::sim::Rollout>| format!("{:?}", r[0].agents);
+        assert_eq!(tokens(&a), tokens(&b));
+        assert_ne!(tokens(&a), tokens(&c));
+        assert!(!a[0].agents.is_empty());
+    }
+}

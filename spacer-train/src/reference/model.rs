@@ -1,0 +1,355 @@
+//! The reference model's network (burn): SMART / CAT-K style, over the graph of
+//! [`super::graph`].
+//!
+//! ```text
+//! map features -> MLP -> [map self-attention block] x map_layers ------------------\
+//! agent-step features -> MLP + embeddings of the last token and of the anchor       |
+//!   -> [temporal self-attention (causal) -> agent-to-map cross-attention <----------/
+//!       -> agent-to-agent attention] x agent_layers -> LayerNorm -> MLP -> K logits
+//! ```
+//!
+//! The anchor is the token that repeats the agent's own last 0.2 s of motion
+//! ([`super::graph::repeat_last_motion`]): the network starts from "keep doing what
+//! you did" and learns where behaviour departs from it.
+//!
+//! Every attention block is pre-LayerNorm multi-head attention over a fixed-size
+//! neighbour list plus a feed-forward layer, both residual. Relative geometry enters
+//! as in SMART: each (query, neighbour) pair's relative features go through an MLP
+//! (one per attention type, shared by its layers) whose output is added to the keys
+//! and the values, so attention depends on where a neighbour is in the query's frame
+//! and nothing is in world coordinates.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+
+use super::graph::{
+    AGENT_AGENT_FEATURES, AGENT_FEATURES, AGENT_MAP_FEATURES, GraphBatch, Neighbours,
+    POSE_FEATURES, TEMPORAL_FEATURES,
+};
+use super::map::MAP_FEATURES;
+use crate::training::{float_tensor, int_tensor};
+
+/// Sizes of the network.
+#[derive(Config, Debug, PartialEq)]
+pub struct NetworkConfig {
+    /// Width of every node embedding.
+    pub hidden: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Map self-attention layers.
+    pub map_layers: usize,
+    /// Agent layers (temporal + agent-map + agent-agent each).
+    pub agent_layers: usize,
+    /// Width of the feed-forward layers.
+    pub ffn: usize,
+    /// Tokens per kind (the output width).
+    pub tokens: usize,
+}
+
+/// Linear -> LayerNorm -> ReLU -> Linear.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    l1: Linear<B>,
+    ln: LayerNorm<B>,
+    l2: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    fn new(d_in: usize, hidden: usize, d_out: usize, device: &B::Device) -> Self {
+        Self {
+            l1: LinearConfig::new(d_in, hidden).init(device),
+            ln: LayerNormConfig::new(hidden).init(device),
+            l2: LinearConfig::new(hidden, d_out).init(device),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        self.l2.forward(relu(self.ln.forward(self.l1.forward(x))))
+    }
+}
+
+/// Multi-head attention of each query over its own neighbour list.
+#[derive(Module, Debug)]
+pub struct NeighbourAttention<B: Backend> {
+    query: Linear<B>,
+    key: Linear<B>,
+    value: Linear<B>,
+    output: Linear<B>,
+    heads: usize,
+}
+
+/// One attention type's neighbours on the device.
+#[derive(Clone, Debug)]
+pub struct NeighbourTensors<B: Backend> {
+    /// `[queries * k]` source rows.
+    pub index: Tensor<B, 1, Int>,
+    /// `[queries, k, 1, 1]` 1 for real neighbours.
+    pub mask: Tensor<B, 4>,
+    /// `[queries, k, 1, 1]` 0 for real neighbours, a large negative number otherwise.
+    pub bias: Tensor<B, 4>,
+    /// `[queries * k, features]` relative features.
+    pub rel: Tensor<B, 2>,
+    /// Neighbours per query.
+    pub k: usize,
+}
+
+impl<B: Backend> NeighbourTensors<B> {
+    /// Uploads `n`.
+    pub fn new(n: &Neighbours, device: &B::Device) -> Self {
+        let q = n.queries();
+        let mask = float_tensor::<B, 4>(n.mask.clone(), [q, n.k, 1, 1], device);
+        let bias = mask.clone().sub_scalar(1.0).mul_scalar(1e9);
+        Self {
+            index: int_tensor(n.index.clone(), device),
+            mask,
+            bias,
+            rel: float_tensor(n.rel.clone(), [q * n.k, n.features], device),
+            k: n.k,
+        }
+    }
+}
+
+impl<B: Backend> NeighbourAttention<B> {
+    fn new(d: usize, heads: usize, device: &B::Device) -> Self {
+        let lin = || LinearConfig::new(d, d).init(device);
+        Self {
+            query: lin(),
+            key: lin(),
+            value: lin(),
+            output: lin(),
+            heads,
+        }
+    }
+
+    /// # Shapes
+    /// `xq`: `[nq, d]`; `xs`: `[ns, d]`; `rel`: `[nq, k, d]`; output `[nq, d]`.
+    fn forward(
+        &self,
+        xq: Tensor<B, 2>,
+        xs: Tensor<B, 2>,
+        nb: &NeighbourTensors<B>,
+        rel: Tensor<B, 3>,
+    ) -> Tensor<B, 2> {
+        let [nq, d] = xq.dims();
+        let (h, k) = (self.heads, nb.k);
+        let dh = d / h;
+        let q = self.query.forward(xq).reshape([nq, 1, h, dh]);
+        let keys = self.key.forward(xs.clone()).select(0, nb.index.clone());
+        let keys = (keys.reshape([nq, k, d]) + rel.clone()).reshape([nq, k, h, dh]);
+        let values = self.value.forward(xs).select(0, nb.index.clone());
+        let values = (values.reshape([nq, k, d]) + rel).reshape([nq, k, h, dh]);
+        let scores = (q * keys).sum_dim(3).div_scalar((dh as f32).sqrt()) + nb.bias.clone();
+        let w = softmax(scores, 1) * nb.mask.clone();
+        let ctx = (w * values).sum_dim(1).reshape([nq, d]);
+        self.output.forward(ctx)
+    }
+}
+
+/// Pre-LayerNorm attention + feed-forward, both residual.
+#[derive(Module, Debug)]
+pub struct AttentionBlock<B: Backend> {
+    norm_query: LayerNorm<B>,
+    /// Cross-attention only: the sources' own LayerNorm.
+    norm_source: Option<LayerNorm<B>>,
+    attention: NeighbourAttention<B>,
+    norm_ffn: LayerNorm<B>,
+    ffn1: Linear<B>,
+    ffn2: Linear<B>,
+}
+
+impl<B: Backend> AttentionBlock<B> {
+    fn new(d: usize, heads: usize, ffn: usize, cross: bool, device: &B::Device) -> Self {
+        Self {
+            norm_query: LayerNormConfig::new(d).init(device),
+            norm_source: cross.then(|| LayerNormConfig::new(d).init(device)),
+            attention: NeighbourAttention::new(d, heads, device),
+            norm_ffn: LayerNormConfig::new(d).init(device),
+            ffn1: LinearConfig::new(d, ffn).init(device),
+            ffn2: LinearConfig::new(ffn, d).init(device),
+        }
+    }
+
+    /// `source = None` is self-attention.
+    fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        source: Option<Tensor<B, 2>>,
+        nb: &NeighbourTensors<B>,
+        rel: Tensor<B, 3>,
+    ) -> Tensor<B, 2> {
+        let q = self.norm_query.forward(x.clone());
+        let s = match (source, &self.norm_source) {
+            (Some(s), Some(norm)) => norm.forward(s),
+            (Some(s), None) => s,
+            (None, _) => q.clone(),
+        };
+        let x = x + self.attention.forward(q, s, nb, rel);
+        let f = self
+            .ffn2
+            .forward(relu(self.ffn1.forward(self.norm_ffn.forward(x.clone()))));
+        x + f
+    }
+}
+
+/// One agent layer.
+#[derive(Module, Debug)]
+pub struct AgentLayer<B: Backend> {
+    temporal: AttentionBlock<B>,
+    agent_map: AttentionBlock<B>,
+    agent_agent: AttentionBlock<B>,
+}
+
+/// The whole network.
+#[derive(Module, Debug)]
+pub struct ReferenceNet<B: Backend> {
+    map_input: Mlp<B>,
+    map_rel: Mlp<B>,
+    map_layers: Vec<AttentionBlock<B>>,
+    agent_input: Mlp<B>,
+    last_token: Embedding<B>,
+    anchor_token: Embedding<B>,
+    temporal_rel: Mlp<B>,
+    agent_map_rel: Mlp<B>,
+    agent_agent_rel: Mlp<B>,
+    agent_layers: Vec<AgentLayer<B>>,
+    norm_out: LayerNorm<B>,
+    head: Mlp<B>,
+}
+
+/// A [`GraphBatch`] on the device.
+#[derive(Clone, Debug)]
+pub struct GraphTensors<B: Backend> {
+    /// `[map_nodes, MAP_FEATURES]`.
+    pub map_features: Tensor<B, 2>,
+    /// Map self-attention.
+    pub map_map: NeighbourTensors<B>,
+    /// `[agent_nodes, AGENT_FEATURES]`.
+    pub agent_features: Tensor<B, 2>,
+    /// `[agent_nodes]`.
+    pub last_token: Tensor<B, 1, Int>,
+    /// `[agent_nodes]`.
+    pub anchor_token: Tensor<B, 1, Int>,
+    /// Temporal attention.
+    pub temporal: NeighbourTensors<B>,
+    /// Agent-to-map attention.
+    pub agent_map: NeighbourTensors<B>,
+    /// Agent-to-agent attention.
+    pub agent_agent: NeighbourTensors<B>,
+    /// `[agent_nodes]`.
+    pub target: Tensor<B, 1, Int>,
+    /// `[agent_nodes]`.
+    pub target_mask: Tensor<B, 1>,
+}
+
+impl<B: Backend> GraphTensors<B> {
+    /// Uploads a batch.
+    pub fn new(g: &GraphBatch, device: &B::Device) -> Self {
+        Self {
+            map_features: float_tensor(g.map_features.clone(), [g.map_nodes, MAP_FEATURES], device),
+            map_map: NeighbourTensors::new(&g.map_map, device),
+            agent_features: float_tensor(
+                g.agent_features.clone(),
+                [g.agent_nodes, AGENT_FEATURES],
+                device,
+            ),
+            last_token: int_tensor(g.last_token.clone(), device),
+            anchor_token: int_tensor(g.anchor_token.clone(), device),
+            temporal: NeighbourTensors::new(&g.temporal, device),
+            agent_map: NeighbourTensors::new(&g.agent_map, device),
+            agent_agent: NeighbourTensors::new(&g.agent_agent, device),
+            target: int_tensor(g.target.clone(), device),
+            target_mask: float_tensor(g.target_mask.clone(), [g.agent_nodes], device),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// A freshly initialised network (burn's default initialisers; seed the backend
+    /// first for determinism).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ReferenceNet<B> {
+        let d = self.hidden;
+        let block = |cross| AttentionBlock::new(d, self.heads, self.ffn, cross, device);
+        ReferenceNet {
+            map_input: Mlp::new(MAP_FEATURES, d, d, device),
+            map_rel: Mlp::new(POSE_FEATURES, d, d, device),
+            map_layers: (0..self.map_layers).map(|_| block(false)).collect(),
+            agent_input: Mlp::new(AGENT_FEATURES, d, d, device),
+            last_token: EmbeddingConfig::new(3 * self.tokens + 1, d).init(device),
+            anchor_token: EmbeddingConfig::new(3 * self.tokens + 1, d).init(device),
+            temporal_rel: Mlp::new(TEMPORAL_FEATURES, d, d, device),
+            agent_map_rel: Mlp::new(AGENT_MAP_FEATURES, d, d, device),
+            agent_agent_rel: Mlp::new(AGENT_AGENT_FEATURES, d, d, device),
+            agent_layers: (0..self.agent_layers)
+                .map(|_| AgentLayer {
+                    temporal: block(false),
+                    agent_map: block(true),
+                    agent_agent: block(false),
+                })
+                .collect(),
+            norm_out: LayerNormConfig::new(d).init(device),
+            head: Mlp::new(d, d, self.tokens, device),
+        }
+    }
+
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// A message for zero sizes or a width the heads do not divide.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.hidden == 0 || self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
+            return Err(format!(
+                "hidden ({}) must be a positive multiple of heads ({})",
+                self.hidden, self.heads
+            ));
+        }
+        if self.tokens == 0 || self.ffn == 0 {
+            return Err("tokens and ffn must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> ReferenceNet<B> {
+    fn rel(mlp: &Mlp<B>, nb: &NeighbourTensors<B>) -> Tensor<B, 3> {
+        let e = mlp.forward(nb.rel.clone());
+        let [nk, d] = e.dims();
+        e.reshape([nk / nb.k.max(1), nb.k, d])
+    }
+
+    /// Logits over the tokens for every agent-step node.
+    ///
+    /// # Shapes
+    /// Output `[agent_nodes, tokens]`.
+    pub fn forward(&self, g: &GraphTensors<B>) -> Tensor<B, 2> {
+        let mut m = self.map_input.forward(g.map_features.clone());
+        let map_rel = Self::rel(&self.map_rel, &g.map_map);
+        for layer in &self.map_layers {
+            m = layer.forward(m, None, &g.map_map, map_rel.clone());
+        }
+        let table = self.last_token.weight.val();
+        let emb = table.clone().select(0, g.last_token.clone());
+        let anchor = self
+            .anchor_token
+            .weight
+            .val()
+            .select(0, g.anchor_token.clone());
+        let mut a = self.agent_input.forward(g.agent_features.clone()) + emb + anchor;
+        let t_rel = Self::rel(&self.temporal_rel, &g.temporal);
+        let am_rel = Self::rel(&self.agent_map_rel, &g.agent_map);
+        let aa_rel = Self::rel(&self.agent_agent_rel, &g.agent_agent);
+        for layer in &self.agent_layers {
+            a = layer.temporal.forward(a, None, &g.temporal, t_rel.clone());
+            a = layer
+                .agent_map
+                .forward(a, Some(m.clone()), &g.agent_map, am_rel.clone());
+            a = layer
+                .agent_agent
+                .forward(a, None, &g.agent_agent, aa_rel.clone());
+        }
+        self.head.forward(self.norm_out.forward(a))
+    }
+}

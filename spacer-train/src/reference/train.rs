@@ -1,0 +1,575 @@
+//! Teacher-forced next-token training of the reference model, its evaluation on the
+//! fixed held-out split, and the baselines it must beat.
+//!
+//! One optimizer step: draw `batch_scenes` training scenes (a real one with
+//! probability `real_fraction`, else a synthetic one, each uniformly, from a generator
+//! seeded by the run seed and the step, so a resumed run draws what an
+//! uninterrupted one would), crop each to the `max_agents` agents nearest a randomly
+//! drawn centre agent, run one teacher-forced pass over all their decision steps,
+//! and minimise the label-smoothed (0.1) cross entropy of every known next token.
+//! AdamW, cosine schedule with linear warm-up, global gradient-norm clipping.
+//!
+//! Every `eval_every` steps and at the end the held-out scenes are scored (all
+//! agents, no crop), the curves are written (`curves.csv`, `curves.png`) and the
+//! checkpoint `reference.ckpt` (model, optimizer state, step, config, curves,
+//! vocabulary) is replaced atomically. `resume` continues from it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use spacer_core::geometry::Pose;
+use spacer_core::tokenizer::Vocabulary;
+
+use super::graph::WorldInput;
+use super::model::{GraphTensors, ReferenceNet};
+use super::{CHECKPOINT_KIND, PreparedScene, ReferenceConfig, ReferenceModel, crop_agents};
+use crate::error::DataError;
+use crate::training::checkpoint::{Checkpoint, record_from_bytes, record_to_bytes};
+use crate::training::curves::{Curves, Panel};
+use crate::training::{CosineSchedule, clip_global_norm, smoothed_cross_entropy, to_vec};
+
+/// The first decision step the simulator asks for (step 10 of 91): accuracies are
+/// also reported from here on ("future").
+pub const FIRST_FUTURE_STEP: usize = 5;
+
+/// Optimisation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Optimizer steps in total.
+    pub steps: usize,
+    /// Scenes per step.
+    pub batch_scenes: usize,
+    /// Agents kept per scene (nearest to a random centre agent).
+    pub max_agents: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    pub warmup: usize,
+    /// Final learning rate as a fraction of the peak.
+    pub final_lr_fraction: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f32,
+    /// Global gradient-norm limit.
+    pub clip_norm: f32,
+    /// Label smoothing of the cross entropy.
+    pub label_smoothing: f32,
+    /// Evaluate, plot and checkpoint every this many steps.
+    pub eval_every: usize,
+    /// Seed of the initialisation and of the batch draws.
+    pub seed: u64,
+    /// Probability that a drawn scene is a real one when there are real and
+    /// synthetic training scenes (else every scene is equally likely).
+    #[serde(default = "default_real_fraction")]
+    pub real_fraction: f64,
+}
+
+fn default_real_fraction() -> f64 {
+    0.5
+}
+
+impl TrainConfig {
+    /// Defaults for a model configuration name (`mini` takes bigger batches).
+    pub fn for_model(name: &str) -> Self {
+        let mini = name == "mini";
+        Self {
+            steps: if mini { 20_000 } else { 2_000 },
+            batch_scenes: if mini { 8 } else { 2 },
+            max_agents: if mini { 64 } else { 16 },
+            lr: if mini { 5e-4 } else { 1e-3 },
+            warmup: if mini { 500 } else { 100 },
+            final_lr_fraction: 0.05,
+            weight_decay: 0.01,
+            clip_norm: 1.0,
+            label_smoothing: 0.1,
+            eval_every: if mini { 1000 } else { 200 },
+            seed: 0,
+            real_fraction: 0.5,
+        }
+    }
+
+    fn schedule(&self) -> CosineSchedule {
+        CosineSchedule {
+            peak: self.lr,
+            warmup: self.warmup.max(1),
+            total: self.steps,
+            final_fraction: self.final_lr_fraction,
+        }
+    }
+}
+
+/// Next-token statistics over a set of scenes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalStats {
+    /// Known next tokens scored.
+    pub targets: usize,
+    /// Mean negative log-likelihood (nats, no smoothing).
+    pub nll: f64,
+    /// Fraction of targets that are the most likely token.
+    pub accuracy: f64,
+    /// Fraction of targets among the 5 most likely tokens.
+    pub top5: f64,
+    /// Targets at decision steps from [`FIRST_FUTURE_STEP`] on.
+    pub future_targets: usize,
+    /// Accuracy on those.
+    pub future_accuracy: f64,
+}
+
+/// Next-token accuracy of simple predictors on the same targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baselines {
+    /// Targets scored.
+    pub targets: usize,
+    /// Constant velocity: the logged state at step `2t` moved on for 0.2 s at its
+    /// logged velocity, heading kept, tokenized from the agent's pose at decision
+    /// step `t` ([`Vocabulary::nearest`], as the targets are).
+    pub constant_velocity: f64,
+    /// Repeating the last token (standing still when there is none).
+    pub last_token: f64,
+    /// A uniformly random token (seeded).
+    pub random: f64,
+    /// Repeating the last 0.2 s of motion (same speed and turn rate) of the model's
+    /// own poses ([`super::graph::repeat_last_motion`], the model's anchor; the
+    /// logged velocity when there is no earlier pose).
+    pub repeat_last_motion: f64,
+    /// Constant velocity from [`FIRST_FUTURE_STEP`] on.
+    pub future_constant_velocity: f64,
+    /// Last token from [`FIRST_FUTURE_STEP`] on.
+    pub future_last_token: f64,
+    /// Random from [`FIRST_FUTURE_STEP`] on.
+    pub future_random: f64,
+    /// Repeating the last motion, from [`FIRST_FUTURE_STEP`] on.
+    pub future_repeat_last_motion: f64,
+}
+
+/// What a training run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainReport {
+    /// Parameters of the model.
+    pub params: usize,
+    /// Step reached.
+    pub step: usize,
+    /// Steps run by this call (less than `step` when resumed).
+    pub steps_run: usize,
+    /// Wall time of this call (s).
+    pub seconds: f64,
+    /// Of which building graphs on the CPU (s).
+    pub graph_seconds: f64,
+    /// Of which forward, backward and optimizer steps (s).
+    pub compute_seconds: f64,
+    /// Of which held-out evaluation and checkpoints (s).
+    pub eval_seconds: f64,
+    /// Mean training loss (smoothed cross entropy) over the last evaluation period.
+    pub train_loss: f64,
+    /// Mean training next-token accuracy over the last evaluation period.
+    pub train_accuracy: f64,
+    /// Held-out statistics at the end.
+    pub heldout: EvalStats,
+    /// Baselines on the held-out scenes.
+    pub baselines: Baselines,
+    /// Where the checkpoint is.
+    pub checkpoint: PathBuf,
+}
+
+/// Why training stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The configuration does not fit (vocabulary size, resumed config, ...).
+    #[error("{0}")]
+    Config(String),
+    /// No training scene has a known next token.
+    #[error("no training data: none of the training scenes has a tokenizable agent")]
+    NoData,
+}
+
+/// Scores `scenes` (all agents, one scene per pass) with `model`.
+pub fn evaluate<B: Backend>(model: &ReferenceModel<B>, scenes: &[PreparedScene]) -> EvalStats {
+    let k = model.vocab.len();
+    let (mut n, mut nll, mut hit, mut top5, mut fut, mut fut_hit) =
+        (0usize, 0.0, 0usize, 0usize, 0usize, 0usize);
+    for s in scenes {
+        let g = model.graph(&[s.world()]);
+        if g.agent_nodes == 0 || g.target_mask.iter().all(|&m| m == 0.0) {
+            continue;
+        }
+        let logp = to_vec(burn::tensor::activation::log_softmax(model.logits(&g), 1));
+        let steps = s.tokens.steps.max(1);
+        for (node, (&m, &target)) in g.target_mask.iter().zip(&g.target).enumerate() {
+            if m == 0.0 {
+                continue;
+            }
+            let row = &logp[node * k..(node + 1) * k];
+            let tgt = target as usize;
+            let lt = row[tgt];
+            let rank = row.iter().filter(|&&v| v > lt).count();
+            n += 1;
+            nll -= lt as f64;
+            hit += (rank == 0) as usize;
+            top5 += (rank < 5) as usize;
+            if node % steps >= FIRST_FUTURE_STEP {
+                fut += 1;
+                fut_hit += (rank == 0) as usize;
+            }
+        }
+    }
+    let d = |a: usize, b: usize| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+    EvalStats {
+        targets: n,
+        nll: if n > 0 { nll / n as f64 } else { 0.0 },
+        accuracy: d(hit, n),
+        top5: d(top5, n),
+        future_targets: fut,
+        future_accuracy: d(fut_hit, fut),
+    }
+}
+
+/// The baselines' accuracy on the known next tokens of `scenes`.
+pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Baselines {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = vocab.len();
+    let mut hits = [0usize; 8];
+    let (mut n, mut fut) = (0usize, 0usize);
+    for s in scenes {
+        for a in &s.tokens.agents {
+            let track = &s.scene.tracks[a.track];
+            for t in 0..a.steps() {
+                if !(a.pose_valid[t] && a.token_valid[t]) {
+                    continue;
+                }
+                let target = a.tokens[t];
+                let p = a.poses[t];
+                let st = &track.states[2 * t];
+                let (vx, vy) = if st.vx.is_finite() && st.vy.is_finite() {
+                    (st.vx, st.vy)
+                } else {
+                    (0.0, 0.0)
+                };
+                // Constant velocity from the logged state and velocity; and repeating
+                // the last 0.2 s of motion of the model's own poses.
+                let repeat = if t > 0 && a.pose_valid[t - 1] {
+                    super::graph::repeat_last_motion(vocab, a.kind, a.poses[t - 1], p)
+                } else {
+                    vocab
+                        .nearest(a.kind, p, Pose::new(p.x + 0.2 * vx, p.y + 0.2 * vy, p.yaw))
+                        .0
+                };
+                let cv_log_pose = if st.valid {
+                    Pose::new(st.x + 0.2 * vx, st.y + 0.2 * vy, st.heading)
+                } else {
+                    Pose::new(p.x + 0.2 * vx, p.y + 0.2 * vy, p.yaw)
+                };
+                let cv_log = vocab.nearest(a.kind, p, cv_log_pose).0;
+                let last = if t > 0 && a.token_valid[t - 1] {
+                    a.tokens[t - 1]
+                } else {
+                    0
+                };
+                let random = rng.random_range(0..k) as u16;
+                let future = t >= FIRST_FUTURE_STEP;
+                n += 1;
+                fut += future as usize;
+                for (i, guess) in [cv_log, last, random, repeat].into_iter().enumerate() {
+                    if guess == target {
+                        hits[i] += 1;
+                        if future {
+                            hits[4 + i] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let d = |a: usize, b: usize| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+    Baselines {
+        targets: n,
+        constant_velocity: d(hits[0], n),
+        last_token: d(hits[1], n),
+        random: d(hits[2], n),
+        repeat_last_motion: d(hits[3], n),
+        future_constant_velocity: d(hits[4], fut),
+        future_last_token: d(hits[5], fut),
+        future_random: d(hits[6], fut),
+        future_repeat_last_motion: d(hits[7], fut),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Extra {
+    train: TrainConfig,
+    curves: Curves,
+}
+
+const SERIES: [&str; 6] = [
+    "train_loss",
+    "heldout_nll",
+    "train_accuracy",
+    "heldout_accuracy",
+    "constvel_accuracy",
+    "lr",
+];
+
+fn write_curves(out_dir: &Path, curves: &Curves) -> Result<(), DataError> {
+    curves.write_csv(&out_dir.join("curves.csv"))?;
+    curves.write_png(
+        &out_dir.join("curves.png"),
+        &[
+            Panel {
+                title: "loss",
+                series: &["train_loss", "heldout_nll"],
+            },
+            Panel {
+                title: "next-token accuracy",
+                series: &["train_accuracy", "heldout_accuracy", "constvel_accuracy"],
+            },
+        ],
+    )
+}
+
+/// Trains (or resumes) a reference model; see the module docs.
+///
+/// # Errors
+/// [`TrainError`] for unreadable or mismatched checkpoints, write failures, an
+/// inconsistent config, or no usable training data.
+#[allow(clippy::too_many_arguments)]
+pub fn train<B: AutodiffBackend>(
+    config: &ReferenceConfig,
+    tc: &TrainConfig,
+    vocab: &Vocabulary,
+    train_scenes: &[PreparedScene],
+    heldout: &[PreparedScene],
+    out_dir: &Path,
+    resume: bool,
+    device: &B::Device,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<TrainReport, TrainError> {
+    let usable: Vec<&PreparedScene> = train_scenes
+        .iter()
+        .filter(|s| {
+            s.tokens
+                .agents
+                .iter()
+                .any(|a| a.token_valid.iter().any(|&v| v))
+        })
+        .collect();
+    if usable.is_empty() {
+        return Err(TrainError::NoData);
+    }
+    let (real, synthetic): (Vec<usize>, Vec<usize>) = (0..usable.len())
+        .partition(|&i| usable[i].scene.source != crate::scenario::SceneSource::Synthetic);
+    let ck_path = out_dir.join("reference.ckpt");
+    let mut model = ReferenceModel::<B>::new(config.clone(), vocab.clone(), device, tc.seed)
+        .map_err(TrainError::Config)?;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(tc.weight_decay)
+        .init::<B, ReferenceNet<B>>();
+    let mut step = 0usize;
+    let mut curves = Curves::new(&SERIES);
+    if resume && ck_path.exists() {
+        let ck = Checkpoint::read(&ck_path, CHECKPOINT_KIND)?;
+        let loaded = ReferenceModel::<B>::from_checkpoint(&ck, &ck_path, device)?;
+        if loaded.config != *config {
+            return Err(TrainError::Config(format!(
+                "{} was trained with config '{}', not '{}'",
+                ck_path.display(),
+                loaded.config.name,
+                config.name
+            )));
+        }
+        if loaded.vocab != *vocab {
+            return Err(TrainError::Config(format!(
+                "{} uses another vocabulary",
+                ck_path.display()
+            )));
+        }
+        model.net = loaded.net;
+        if !ck.optimizer.is_empty() {
+            let rec = record_from_bytes::<B, _>(&ck.optimizer, device).map_err(|e| {
+                DataError::invalid(
+                    &ck_path,
+                    crate::error::Location::field(None, "optimizer"),
+                    e,
+                )
+            })?;
+            optim = optim.load_record(rec);
+        }
+        if let Ok(extra) = serde_json::from_str::<Extra>(&ck.extra) {
+            curves = extra.curves;
+        }
+        step = ck.step as usize;
+    }
+    let params = model.num_params();
+    let schedule = tc.schedule();
+    let start = Instant::now();
+    let first_step = step;
+    let eval_model = |net: &ReferenceNet<B>| ReferenceModel::<B::InnerBackend> {
+        net: net.valid(),
+        config: config.clone(),
+        vocab: vocab.clone(),
+        device: device.clone(),
+    };
+    let base = baselines(heldout, vocab, tc.seed);
+    let (mut loss_sum, mut acc_sum, mut count) = (0.0f64, 0.0f64, 0usize);
+    let (mut last_loss, mut last_acc) = (f64::NAN, f64::NAN);
+    let mut heldout_stats = EvalStats::default();
+    let (mut graph_seconds, mut compute_seconds, mut eval_seconds) = (0.0, 0.0, 0.0);
+    let save = |net: &ReferenceNet<B>,
+                optim_bytes: Vec<u8>,
+                step: usize,
+                curves: &Curves|
+     -> Result<(), TrainError> {
+        let m = ReferenceModel::<B> {
+            net: net.clone(),
+            config: config.clone(),
+            vocab: vocab.clone(),
+            device: device.clone(),
+        };
+        let extra = serde_json::to_string(&Extra {
+            train: tc.clone(),
+            curves: curves.clone(),
+        })
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+        let mut ck = m
+            .to_checkpoint(step as u64, extra)
+            .map_err(TrainError::Config)?;
+        ck.optimizer = optim_bytes;
+        ck.write(&ck_path)?;
+        write_curves(out_dir, curves)?;
+        Ok(())
+    };
+    while step < tc.steps {
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(tc.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let crops: Vec<(usize, Vec<crate::tokenized::TokenizedAgent>)> = (0..tc
+            .batch_scenes
+            .max(1))
+            .map(|_| {
+                let pool = if !real.is_empty()
+                    && (synthetic.is_empty() || rng.random_bool(tc.real_fraction.clamp(0.0, 1.0)))
+                {
+                    &real
+                } else {
+                    &synthetic
+                };
+                let i = pool[rng.random_range(0..pool.len())];
+                let agents = &usable[i].tokens.agents;
+                let centre = rng.random_range(0..agents.len());
+                (i, crop_agents(agents, centre, tc.max_agents))
+            })
+            .collect();
+        let worlds: Vec<WorldInput<'_>> = crops
+            .iter()
+            .map(|(i, agents)| WorldInput::new(&usable[*i].map, agents, usable[*i].tokens.steps))
+            .collect();
+        let t0 = Instant::now();
+        let g = model.graph(&worlds);
+        graph_seconds += t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        step += 1;
+        if g.target_mask.iter().any(|&m| m > 0.0) {
+            let tensors = GraphTensors::<B>::new(&g, device);
+            let logits = model.net.forward(&tensors);
+            let pred: Vec<i64> = logits
+                .clone()
+                .inner()
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .into_vec::<i64>()
+                .unwrap_or_default();
+            let loss = smoothed_cross_entropy(
+                logits,
+                tensors.target.clone(),
+                tensors.target_mask.clone(),
+                tc.label_smoothing,
+            );
+            let loss_value = loss.clone().into_scalar().elem_f64();
+            let correct = pred
+                .iter()
+                .zip(&g.target)
+                .zip(&g.target_mask)
+                .filter(|((p, t), m)| **m > 0.0 && p == t)
+                .count() as f64;
+            let known: f64 = g.target_mask.iter().map(|&m| m as f64).sum();
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model.net);
+            clip_global_norm(&model.net, &mut grads, tc.clip_norm);
+            let lr = schedule.at(step - 1);
+            model.net = optim.step(lr, model.net, grads);
+            if loss_value.is_finite() {
+                loss_sum += loss_value;
+                acc_sum += correct / known.max(1.0);
+                count += 1;
+            }
+        }
+        compute_seconds += t1.elapsed().as_secs_f64();
+        if let Some(pb) = progress {
+            pb.set_position(step as u64);
+            if count > 0 {
+                pb.set_message(format!(
+                    "loss {:.3} acc {:.3}",
+                    loss_sum / count as f64,
+                    acc_sum / count as f64
+                ));
+            }
+        }
+        if step.is_multiple_of(tc.eval_every.max(1)) || step == tc.steps {
+            let t2 = Instant::now();
+            if count > 0 {
+                last_loss = loss_sum / count as f64;
+                last_acc = acc_sum / count as f64;
+            }
+            (loss_sum, acc_sum, count) = (0.0, 0.0, 0);
+            heldout_stats = evaluate(&eval_model(&model.net), heldout);
+            let mut row = vec![
+                ("train_loss", last_loss),
+                ("train_accuracy", last_acc),
+                ("lr", schedule.at(step - 1)),
+            ];
+            if heldout_stats.targets > 0 {
+                row.push(("heldout_nll", heldout_stats.nll));
+                row.push(("heldout_accuracy", heldout_stats.accuracy));
+                row.push(("constvel_accuracy", base.constant_velocity));
+            }
+            curves.push(step as u64, &row);
+            let optim_bytes =
+                record_to_bytes::<B, _>(optim.to_record()).map_err(TrainError::Config)?;
+            save(&model.net, optim_bytes, step, &curves)?;
+            eval_seconds += t2.elapsed().as_secs_f64();
+        }
+    }
+    if step == first_step {
+        // Nothing left to run (resumed at the end): still report the held-out numbers.
+        heldout_stats = evaluate(&eval_model(&model.net), heldout);
+    }
+    Ok(TrainReport {
+        params,
+        step,
+        steps_run: step - first_step,
+        seconds: start.elapsed().as_secs_f64(),
+        graph_seconds,
+        compute_seconds,
+        eval_seconds,
+        train_loss: last_loss,
+        train_accuracy: last_acc,
+        heldout: heldout_stats,
+        baselines: base,
+        checkpoint: ck_path,
+    })
+}
+
+trait ElemF64 {
+    fn elem_f64(self) -> f64;
+}
+
+impl<E: burn::tensor::ElementConversion> ElemF64 for E {
+    fn elem_f64(self) -> f64 {
+        self.elem::<f64>()
+    }
+}
