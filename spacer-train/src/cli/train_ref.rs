@@ -24,7 +24,7 @@ pub struct TrainRefArgs {
     /// Vocabulary file (`spacer vocab build`); the kinematic grid when omitted.
     #[arg(long)]
     pub vocab: Option<PathBuf>,
-    /// Optimizer steps (default: 2000 for nano, 20000 for mini).
+    /// Optimizer steps (default: 800 for nano, 20000 for mini).
     #[arg(long)]
     pub steps: Option<usize>,
     /// Scenes per step.

@@ -161,6 +161,9 @@ pub struct GraphBatch {
     /// that repeats the node's own last 0.2 s of motion (same speed and turn), from
     /// its own poses ([`repeat_last_motion`]); `3 K` when there is no earlier pose.
     pub anchor_token: Vec<i64>,
+    /// `[agent_nodes]` the anchor's index among its kind's K tokens, `K` when there
+    /// is none: where the network's anchor prior adds to the logits.
+    pub anchor_index: Vec<i64>,
     /// Temporal self-attention.
     pub temporal: Neighbours,
     /// Agent-to-map attention.
@@ -338,6 +341,8 @@ pub fn build_graph(worlds: &[WorldInput<'_>], vocab: &Vocabulary, cfg: &GraphCon
                     Some(tok) => (a.kind.index() * k_vocab + tok as usize) as i64,
                     None => no_token_row(k_vocab),
                 });
+                g.anchor_index
+                    .push(anchor.map_or(k_vocab as i64, |tok| i64::from(tok)));
                 f[9] = a.length / 10.0;
                 f[10] = a.width / 5.0;
                 f[11 + a.kind.index()] = 1.0;
@@ -513,5 +518,7 @@ mod tests {
         let n = g.node(0, 0, 20).unwrap();
         assert_eq!(g.anchor_token[n], g.last_token[n]);
         assert_eq!(g.anchor_token[g.node(0, 0, 0).unwrap()], no_token_row(200));
+        assert_eq!(g.anchor_index[g.node(0, 0, 0).unwrap()], 200);
+        assert_eq!(g.anchor_index[n], g.last_token[n]);
     }
 }

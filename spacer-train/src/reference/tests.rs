@@ -214,4 +214,11 @@ fn tiny_training_learns_resumes_and_reloads() {
     let b = baselines(&held, &v, 0);
     assert!(b.constant_velocity > 0.9 && b.random < 0.1, "{b:?}");
     assert!(b.repeat_last_motion > 0.9, "{b:?}");
+    // The anchor prior: before any training the model already predicts the motion
+    // it sees continuing (nearly all held-out targets but the first, which has no
+    // earlier pose).
+    assert!(
+        before.accuracy > 0.8 * b.repeat_last_motion,
+        "{before:?} vs {b:?}"
+    );
 }
