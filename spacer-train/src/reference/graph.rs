@@ -342,7 +342,7 @@ pub fn build_graph(worlds: &[WorldInput<'_>], vocab: &Vocabulary, cfg: &GraphCon
                     None => no_token_row(k_vocab),
                 });
                 g.anchor_index
-                    .push(anchor.map_or(k_vocab as i64, |tok| i64::from(tok)));
+                    .push(anchor.map_or(k_vocab as i64, i64::from));
                 f[9] = a.length / 10.0;
                 f[10] = a.width / 5.0;
                 f[11 + a.kind.index()] = 1.0;
