@@ -247,10 +247,14 @@ fn summary(config: &ReferenceConfig, tc: &TrainConfig, r: &TrainReport) {
         "time: graphs {:.1} s, forward/backward/optimizer {:.1} s, evaluation and checkpoints {:.1} s",
         r.graph_seconds, r.compute_seconds, r.eval_seconds
     );
-    println!(
-        "train (last {} steps): loss {:.4}, next-token accuracy {:.4}",
-        tc.eval_every, r.train_loss, r.train_accuracy
-    );
+    if r.train_loss.is_finite() {
+        println!(
+            "train (last {} steps): loss {:.4}, next-token accuracy {:.4}",
+            tc.eval_every, r.train_loss, r.train_accuracy
+        );
+    } else {
+        println!("train: no steps this run (already at {} steps)", r.step);
+    }
     let h = &r.heldout;
     let b = &r.baselines;
     println!(
