@@ -4,12 +4,19 @@
 //! replayed, random tokens, and the policy from a weights blob — scores them with the
 //! official WOSAC 2025 metrics, and writes the scores, a chart, the policy blob and a
 //! render of one of the policy's rollouts into `--out`.
+//!
+//! Then (unless `--no-training`) it trains what anchors the policy to human driving,
+//! each stage an ordinary `spacer` command printed before it runs (so any stage can be
+//! rerun alone, at full size): the vocabulary from the training split
+//! (`spacer vocab build`), a behaviour-cloned policy (`spacer bc --width 64`), a short
+//! `nano` reference model (`spacer train-ref`), and scores the trained agents against
+//! the baselines on the held-out real scenes (`spacer eval --held-out`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, Parser};
 use spacer_core::tokenizer::{DEFAULT_TOKENS, Vocabulary};
 
 use super::eval::{EvalInputs, evaluate_agents, gather_scenes, report, selection};
@@ -45,6 +52,109 @@ pub struct DemoArgs {
     /// Where the outputs go.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
+    /// Only the evaluation of the untrained agents: no vocabulary, behaviour cloning,
+    /// reference model or held-out evaluation.
+    #[arg(long)]
+    pub no_training: bool,
+    /// Behaviour-cloning steps of the training stage.
+    #[arg(long, default_value_t = 200)]
+    pub bc_steps: usize,
+    /// Reference-model (`nano`) steps of the training stage.
+    #[arg(long, default_value_t = 300)]
+    pub reference_steps: usize,
+    /// Rollouts per held-out scene in the training stage's evaluation.
+    #[arg(long, default_value_t = 4)]
+    pub heldout_rollouts: usize,
+}
+
+/// The `spacer` command lines of the training stage, in order: vocabulary,
+/// behaviour cloning, reference model, held-out evaluation. `scenes` are the real
+/// scene paths the commands read.
+pub fn training_commands(args: &DemoArgs, scenes: &[PathBuf]) -> Vec<Vec<String>> {
+    let out = |p: &str| args.out.join(p).display().to_string();
+    let with_scenes = |mut argv: Vec<String>| {
+        argv.push("--scenes".into());
+        argv.extend(scenes.iter().map(|p| p.display().to_string()));
+        argv
+    };
+    let words = |w: &[&str]| w.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let vocab = out("vocab.postcard");
+    let policy = out("bc/policy.spw");
+    let reference = out("reference/reference.ckpt");
+    let seed = args.seed.to_string();
+    vec![
+        with_scenes(words(&[
+            "vocab",
+            "build",
+            "--k",
+            "200",
+            "--synthetic",
+            "200",
+            "--seed",
+            &seed,
+            "--out",
+            &vocab,
+        ])),
+        with_scenes(words(&[
+            "bc",
+            "--width",
+            "64",
+            "--steps",
+            &args.bc_steps.to_string(),
+            "--eval-every",
+            &(args.bc_steps / 4).max(1).to_string(),
+            "--vocab",
+            &vocab,
+            "--seed",
+            &seed,
+            "--out",
+            &out("bc"),
+            "--export",
+            &policy,
+        ])),
+        with_scenes(words(&[
+            "train-ref",
+            "--config",
+            "nano",
+            "--steps",
+            &args.reference_steps.to_string(),
+            "--eval-every",
+            &(args.reference_steps / 3).max(1).to_string(),
+            "--synthetic",
+            "200",
+            "--vocab",
+            &vocab,
+            "--seed",
+            &seed,
+            "--out",
+            &out("reference"),
+        ])),
+        with_scenes(words(&[
+            "eval",
+            "--held-out",
+            "--agents",
+            &format!("ref:{reference},policy,const-vel,random,log"),
+            "--policy",
+            &policy,
+            "--rollouts",
+            &args.heldout_rollouts.to_string(),
+            "--seed",
+            &seed,
+            "--json",
+            &out("heldout.json"),
+            "--chart",
+            &out("heldout.png"),
+        ])),
+    ]
+}
+
+/// Runs one `spacer` command line, printed first.
+fn run_command(argv: &[String]) -> anyhow::Result<()> {
+    println!("\n$ spacer {}", argv.join(" "));
+    let cli = super::Cli::try_parse_from(
+        std::iter::once("spacer".to_string()).chain(argv.iter().cloned()),
+    )?;
+    super::run(cli)
 }
 
 fn default_scenes(interaction_windows: usize) -> anyhow::Result<Vec<Arc<Scene>>> {
@@ -153,6 +263,58 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     println!("wrote {}", policy_path.display());
+    println!(
+        "evaluation of the untrained agents done in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+
+    if !args.no_training {
+        let data = crate::paths::shared_data_dir();
+        let real = if args.scenes.is_empty() {
+            vec![
+                data.join("womd"),
+                data.join("gpudrive"),
+                data.join("interaction"),
+            ]
+        } else {
+            args.scenes.clone()
+        };
+        println!(
+            "\ntraining stage: vocabulary, behaviour cloning ({} steps), nano reference ({} steps), held-out evaluation",
+            args.bc_steps, args.reference_steps
+        );
+        for argv in training_commands(&args, &real) {
+            run_command(&argv)?;
+        }
+    }
     println!("done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_training_stage_is_made_of_valid_commands() {
+        let cli =
+            super::super::Cli::try_parse_from(["spacer", "demo", "--bc-steps", "8", "--out", "o"]);
+        let Ok(super::super::Cli {
+            command: super::super::Command::Demo(args),
+        }) = cli
+        else {
+            panic!("{cli:?}");
+        };
+        let cmds = training_commands(&args, &[PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(cmds.len(), 4);
+        for argv in &cmds {
+            let parsed = super::super::Cli::try_parse_from(
+                std::iter::once("spacer".to_string()).chain(argv.iter().cloned()),
+            );
+            assert!(parsed.is_ok(), "{argv:?}: {parsed:?}");
+            assert!(argv.ends_with(&["--scenes".into(), "a".into(), "b".into()]));
+        }
+        assert!(cmds[1].contains(&"8".to_string()));
+        assert!(cmds[3].iter().any(|w| w.starts_with("ref:o")));
+    }
 }

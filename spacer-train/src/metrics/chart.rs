@@ -312,7 +312,18 @@ impl Layout {
     }
 }
 
+/// Longest agent name the legend's column holds; longer ones keep their end (a
+/// checkpoint path's file name) behind "..".
+const LEGEND_NAME_CHARS: usize = 22;
+
 fn legend_entry(name: &str, s: &SceneScores) -> String {
+    let chars = name.chars().count();
+    let name: String = if chars > LEGEND_NAME_CHARS {
+        let tail: String = name.chars().skip(chars + 2 - LEGEND_NAME_CHARS).collect();
+        format!("..{tail}")
+    } else {
+        name.to_string()
+    };
     format!(
         "{name}  META {:.3}  MINADE {:.2} M",
         s.bucketed.realism_meta_metric, s.bucketed.min_ade
@@ -586,6 +597,19 @@ pub fn bar_chart(
 mod tests {
     use super::*;
     use crate::metrics::scene::{SimAgentMetrics, SimAgentsBucketedMetrics};
+
+    #[test]
+    fn long_agent_names_keep_their_end_in_the_legend() {
+        let s = scores(0.5);
+        assert!(legend_entry("log", &s).starts_with("log  META 0.500"));
+        let long = legend_entry("ref:out/demo/reference/reference.ckpt", &s);
+        let name = long.split("  META").next().unwrap_or_default();
+        assert_eq!(name.chars().count(), LEGEND_NAME_CHARS, "{long}");
+        assert!(
+            name.starts_with("..") && name.ends_with("reference.ckpt"),
+            "{long}"
+        );
+    }
 
     pub(crate) fn scores(v: f64) -> SceneScores {
         let mut m = SimAgentMetrics::default();
