@@ -7,6 +7,7 @@
 //! - [`policy_file`]: spacer-core's weights blob on disk.
 //! - [`sim`]: the batched CPU simulator and its sim agents.
 //! - [`render`]: bird's-eye PNG / SVG renders of scenes.
+//! - [`plot`]: the bitmap font and colours every PNG shares.
 //! - [`tokenized`], [`vocab`]: logged motion as tokens; building the vocabulary.
 //! - [`reference`](mod@reference): the centralized reference motion model (burn).
 //! - [`bc`]: behaviour cloning of the late-fusion policy (burn).
@@ -25,6 +26,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod metrics;
 pub mod paths;
+pub mod plot;
 pub mod policy_file;
 pub mod reference;
 pub mod render;

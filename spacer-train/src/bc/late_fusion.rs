@@ -207,7 +207,8 @@ impl<B: Backend> LateFusion<B> {
         (logits, value)
     }
 
-    fn tensors(&self) -> Vec<(&'static str, Vec<f32>)> {
+    /// Every tensor under its name in spacer-core's layout (`ego.l1.w`, ...).
+    fn tensors(&self) -> Vec<(String, Vec<f32>)> {
         let lin = |l: &Linear<B>| {
             (
                 to_vec(l.weight.val()),
@@ -215,7 +216,7 @@ impl<B: Backend> LateFusion<B> {
             )
         };
         let mut out = Vec::new();
-        for (name, e) in [
+        for (prefix, e) in [
             ("ego", &self.ego),
             ("partner", &self.partner),
             ("road", &self.road),
@@ -228,49 +229,19 @@ impl<B: Backend> LateFusion<B> {
                     .as_ref()
                     .map(|b| to_vec(b.val()))
                     .unwrap_or_default();
-            let names: [&'static str; 6] = match name {
-                "ego" => [
-                    "ego.l1.w",
-                    "ego.l1.b",
-                    "ego.ln.gamma",
-                    "ego.ln.beta",
-                    "ego.l2.w",
-                    "ego.l2.b",
-                ],
-                "partner" => [
-                    "partner.l1.w",
-                    "partner.l1.b",
-                    "partner.ln.gamma",
-                    "partner.ln.beta",
-                    "partner.l2.w",
-                    "partner.l2.b",
-                ],
-                _ => [
-                    "road.l1.w",
-                    "road.l1.b",
-                    "road.ln.gamma",
-                    "road.ln.beta",
-                    "road.l2.w",
-                    "road.l2.b",
-                ],
-            };
-            for (n, v) in names.into_iter().zip([w1, b1, gamma, beta, w2, b2]) {
-                out.push((n, v));
+            let parts = ["l1.w", "l1.b", "ln.gamma", "ln.beta", "l2.w", "l2.b"];
+            for (part, v) in parts.into_iter().zip([w1, b1, gamma, beta, w2, b2]) {
+                out.push((format!("{prefix}.{part}"), v));
             }
         }
-        for (n, l) in [
+        for (prefix, l) in [
             ("fuse", &self.fuse),
             ("actor", &self.actor),
             ("critic", &self.critic),
         ] {
             let (w, b) = lin(l);
-            let (nw, nb) = match n {
-                "fuse" => ("fuse.w", "fuse.b"),
-                "actor" => ("actor.w", "actor.b"),
-                _ => ("critic.w", "critic.b"),
-            };
-            out.push((nw, w));
-            out.push((nb, b));
+            out.push((format!("{prefix}.w"), w));
+            out.push((format!("{prefix}.b"), b));
         }
         out
     }
@@ -291,7 +262,7 @@ impl<B: Backend> LateFusion<B> {
         let mut flat = vec![0.0f32; layout.total()];
         let tensors = self.tensors();
         for spec in layout.tensors() {
-            let Some((_, v)) = tensors.iter().find(|(n, _)| *n == spec.name) else {
+            let Some((_, v)) = tensors.iter().find(|(n, _)| n == spec.name) else {
                 return Err(format!("no tensor {}", spec.name));
             };
             let len = spec.rows * spec.cols;

@@ -449,16 +449,7 @@ pub fn train<B: AutodiffBackend>(
             acc_sum += correct as f64 / m as f64;
             count += 1;
         }
-        if let Some(pb) = progress {
-            pb.set_position(step as u64);
-            if count > 0 {
-                pb.set_message(format!(
-                    "loss {:.3} acc {:.3}",
-                    loss_sum / count as f64,
-                    acc_sum / count as f64
-                ));
-            }
-        }
+        crate::training::show_progress(progress, step, loss_sum, acc_sum, count);
         if step.is_multiple_of(cfg.eval_every.max(1)) || step == cfg.steps {
             held = evaluate(&net.valid(), heldout, device, usize::MAX);
             let mut row = vec![];

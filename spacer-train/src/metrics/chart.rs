@@ -16,6 +16,7 @@ use tiny_skia::{Color, Paint, Pixmap, Rect, Transform};
 use super::SceneScores;
 use super::config::Feature;
 use crate::error::{DataError, Location};
+use crate::plot::{PALETTE, draw_text, text_width};
 
 /// One group of bars: its two-line label and how to read the value.
 struct Group {
@@ -97,84 +98,6 @@ const RATE_GROUPS: &[Group] = &[
     },
 ];
 
-/// Bar colours (Tableau 10), cycled.
-const PALETTE: [(u8, u8, u8); 10] = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-];
-
-/// The 5x7 glyph of a character (rows top to bottom, 5 bits each, MSB left).
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        'A' => [14, 17, 17, 31, 17, 17, 17],
-        'B' => [30, 17, 17, 30, 17, 17, 30],
-        'C' => [14, 17, 16, 16, 16, 17, 14],
-        'D' => [30, 17, 17, 17, 17, 17, 30],
-        'E' => [31, 16, 16, 30, 16, 16, 31],
-        'F' => [31, 16, 16, 30, 16, 16, 16],
-        'G' => [14, 17, 16, 23, 17, 17, 15],
-        'H' => [17, 17, 17, 31, 17, 17, 17],
-        'I' => [14, 4, 4, 4, 4, 4, 14],
-        'J' => [7, 2, 2, 2, 2, 18, 12],
-        'K' => [17, 18, 20, 24, 20, 18, 17],
-        'L' => [16, 16, 16, 16, 16, 16, 31],
-        'M' => [17, 27, 21, 21, 17, 17, 17],
-        'N' => [17, 17, 25, 21, 19, 17, 17],
-        'O' => [14, 17, 17, 17, 17, 17, 14],
-        'P' => [30, 17, 17, 30, 16, 16, 16],
-        'Q' => [14, 17, 17, 17, 21, 18, 13],
-        'R' => [30, 17, 17, 30, 20, 18, 17],
-        'S' => [15, 16, 16, 14, 1, 1, 30],
-        'T' => [31, 4, 4, 4, 4, 4, 4],
-        'U' => [17, 17, 17, 17, 17, 17, 14],
-        'V' => [17, 17, 17, 17, 17, 10, 4],
-        'W' => [17, 17, 17, 21, 21, 21, 10],
-        'X' => [17, 17, 10, 4, 10, 17, 17],
-        'Y' => [17, 17, 10, 4, 4, 4, 4],
-        'Z' => [31, 1, 2, 4, 8, 16, 31],
-        '0' => [14, 17, 19, 21, 25, 17, 14],
-        '1' => [4, 12, 4, 4, 4, 4, 14],
-        '2' => [14, 17, 1, 2, 4, 8, 31],
-        '3' => [31, 2, 4, 2, 1, 17, 14],
-        '4' => [2, 6, 10, 18, 31, 2, 2],
-        '5' => [31, 16, 30, 1, 1, 17, 14],
-        '6' => [6, 8, 16, 30, 17, 17, 14],
-        '7' => [31, 1, 2, 4, 8, 8, 8],
-        '8' => [14, 17, 17, 14, 17, 17, 14],
-        '9' => [14, 17, 17, 15, 1, 2, 12],
-        '.' => [0, 0, 0, 0, 0, 12, 12],
-        ',' => [0, 0, 0, 0, 12, 4, 8],
-        '-' => [0, 0, 0, 31, 0, 0, 0],
-        '_' => [0, 0, 0, 0, 0, 0, 31],
-        ':' => [0, 12, 12, 0, 12, 12, 0],
-        '/' => [1, 1, 2, 4, 8, 16, 16],
-        '%' => [24, 25, 2, 4, 8, 19, 3],
-        '(' => [2, 4, 8, 8, 8, 4, 2],
-        ')' => [8, 4, 2, 2, 2, 4, 8],
-        '+' => [0, 4, 4, 31, 4, 4, 0],
-        '=' => [0, 0, 31, 0, 31, 0, 0],
-        '#' => [10, 10, 31, 10, 31, 10, 10],
-        '>' => [8, 4, 2, 1, 2, 4, 8],
-        '<' => [2, 4, 8, 16, 8, 4, 2],
-        ' ' => [0; 7],
-        _ => [14, 17, 1, 2, 4, 0, 4],
-    }
-}
-
-/// Width in pixels of `text` at `scale` (6 columns per character, less the last gap).
-fn text_width(text: &str, scale: u32) -> u32 {
-    let n = text.chars().count() as u32;
-    (n * 6).saturating_sub(1) * scale
-}
-
 struct Canvas {
     pixmap: Pixmap,
 }
@@ -191,18 +114,10 @@ impl Canvas {
     }
 
     fn text(&mut self, x: f32, y: f32, text: &str, scale: u32, rgb: (u8, u8, u8)) {
-        let s = scale as f32;
-        for (i, c) in text.chars().enumerate() {
-            let g = glyph(c);
-            let gx = x + (i as f32) * 6.0 * s;
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..5 {
-                    if bits & (16 >> col) != 0 {
-                        self.rect(gx + col as f32 * s, y + row as f32 * s, s, s, rgb);
-                    }
-                }
-            }
-        }
+        let mut paint = Paint::default();
+        paint.set_color(Color::from_rgba8(rgb.0, rgb.1, rgb.2, 255));
+        paint.anti_alias = false;
+        draw_text(&mut self.pixmap, x, y, text, scale as f32, &paint);
     }
 
     fn text_centered(&mut self, cx: f32, y: f32, text: &str, scale: u32, rgb: (u8, u8, u8)) {
@@ -597,6 +512,7 @@ pub fn bar_chart(
 mod tests {
     use super::*;
     use crate::metrics::scene::{SimAgentMetrics, SimAgentsBucketedMetrics};
+    use crate::plot::glyph;
 
     #[test]
     fn long_agent_names_keep_their_end_in_the_legend() {

@@ -514,16 +514,7 @@ pub fn train<B: AutodiffBackend>(
             }
         }
         compute_seconds += t1.elapsed().as_secs_f64();
-        if let Some(pb) = progress {
-            pb.set_position(step as u64);
-            if count > 0 {
-                pb.set_message(format!(
-                    "loss {:.3} acc {:.3}",
-                    loss_sum / count as f64,
-                    acc_sum / count as f64
-                ));
-            }
-        }
+        crate::training::show_progress(progress, step, loss_sum, acc_sum, count);
         if step.is_multiple_of(tc.eval_every.max(1)) || step == tc.steps {
             let t2 = Instant::now();
             if count > 0 {

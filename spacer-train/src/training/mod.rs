@@ -165,6 +165,28 @@ pub fn smoothed_cross_entropy<B: Backend>(
     (per_row * mask).sum() / count
 }
 
+/// Moves a training loop's progress bar (if any) to `step` and shows the running
+/// means of the loss and the accuracy summed over `count` steps.
+pub fn show_progress(
+    progress: Option<&indicatif::ProgressBar>,
+    step: usize,
+    loss_sum: f64,
+    acc_sum: f64,
+    count: usize,
+) {
+    let Some(pb) = progress else {
+        return;
+    };
+    pb.set_position(step as u64);
+    if count > 0 {
+        pb.set_message(format!(
+            "loss {:.3} acc {:.3}",
+            loss_sum / count as f64,
+            acc_sum / count as f64
+        ));
+    }
+}
+
 /// An `[n]` integer tensor from `i64` values.
 pub fn int_tensor<B: Backend>(values: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
     let n = values.len();

@@ -733,15 +733,8 @@ fn road(rng: &mut impl Rng, curved: bool) -> Builder {
         pts.reverse();
         b.line(RoadLineType::BrokenSingleWhite, pts);
     }
-    if bike {
-        b.line(
-            RoadLineType::SolidSingleWhite,
-            refl.offset(all.clone(), |_| -(n_f as f32) * w),
-        );
-        let mut pts = refl.offset(all.clone(), |_| n_b as f32 * w);
-        pts.reverse();
-        b.line(RoadLineType::SolidSingleWhite, pts);
-    } else if !one_way && sh > 1.0 {
+    // Outer lane borders: beside a bike lane, or a wide shoulder of a two-way road.
+    if bike || (!one_way && sh > 1.0) {
         b.line(
             RoadLineType::SolidSingleWhite,
             refl.offset(all.clone(), |_| -(n_f as f32) * w),
