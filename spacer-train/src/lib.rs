@@ -10,8 +10,13 @@
 //! - [`plot`]: the bitmap font and colours every PNG shares.
 //! - [`tokenized`], [`vocab`]: logged motion as tokens; building the vocabulary.
 //! - [`reference`](mod@reference): the centralized reference motion model (burn).
+//! - [`late_fusion`]: the trainable late-fusion policy network (burn, and a
+//!   hand-written CPU forward/backward pass).
 //! - [`bc`]: behaviour cloning of the late-fusion policy (burn).
-//! - [`training`]: what the hand-written training loops share.
+//! - [`eval`]: closed-loop evaluation with the WOSAC metrics, and the one registry of
+//!   sim agents.
+//! - [`training`]: the run skeleton and what every training loop shares.
+//! - [`demo`]: the main job on embedded defaults.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -21,9 +26,11 @@
 
 pub mod bc;
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod fsutil;
+pub mod late_fusion;
 pub mod metrics;
 pub mod paths;
 pub mod plot;

@@ -28,6 +28,18 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The shipped real scenes, when they are present: the WOMD, GPUDrive and
+/// INTERACTION directories under [`shared_data_dir`] that exist. Empty when there is
+/// no shared data (every command then falls back to synthetic scenes).
+pub fn default_scene_paths() -> Vec<PathBuf> {
+    let dir = shared_data_dir();
+    ["womd", "gpudrive", "interaction"]
+        .iter()
+        .map(|d| dir.join(d))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
 /// A file under the shared data directory, e.g. `shared_data("womd/637f20cafde22ff8.tfrecord")`.
 pub fn shared_data(relative: impl AsRef<Path>) -> PathBuf {
     shared_data_dir().join(relative)

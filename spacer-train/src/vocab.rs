@@ -57,7 +57,7 @@
 //! [`Vocabulary::write_bytes`] (little-endian f32, kind-major) and a CRC32C (u32 LE)
 //! of those bytes. [`read_vocabulary`] checks all of it and names the file in errors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -436,6 +436,76 @@ pub fn parse_vocabulary(bytes: &[u8], origin: &Path) -> Result<Vocabulary, DataE
 pub fn read_vocabulary(path: &Path) -> Result<Vocabulary, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     parse_vocabulary(&bytes, path)
+}
+
+/// The vocabulary in `path`, or the kinematic grid of 200 tokens when `None`.
+///
+/// # Errors
+/// [`DataError`] naming the file.
+pub fn read_or_grid(path: Option<&Path>) -> Result<Vocabulary, DataError> {
+    match path {
+        Some(p) => read_vocabulary(p),
+        None => Vocabulary::kinematic_grid(spacer_core::tokenizer::DEFAULT_TOKENS).map_err(|e| {
+            DataError::invalid(
+                Path::new("<kinematic grid>"),
+                Location::file(),
+                e.to_string(),
+            )
+        }),
+    }
+}
+
+/// Where a vocabulary came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VocabularySource {
+    /// Read from the file the user named.
+    Given(PathBuf),
+    /// Read from the cache (built earlier from the same scenes and settings).
+    Cached(PathBuf),
+    /// Built now, and written to the cache.
+    Built(PathBuf),
+}
+
+/// The vocabulary the learners use by default: `given` when a file is named; else the
+/// one built from `scenes` with `config`, cached in `cache_dir` under a name that
+/// hashes the scene ids and the settings (so the same data gives the same file and
+/// is not clustered twice).
+///
+/// # Errors
+/// Unreadable or unwritable files; a bad `config`.
+pub fn build_or_cached(
+    given: Option<&Path>,
+    scenes: &[&Scene],
+    config: &ClusterConfig,
+    cache_dir: &Path,
+) -> Result<(Vocabulary, VocabularySource), DataError> {
+    if let Some(p) = given {
+        return Ok((
+            read_vocabulary(p)?,
+            VocabularySource::Given(p.to_path_buf()),
+        ));
+    }
+    let mut key = format!(
+        "k{} tol{} seed{} cov{}",
+        config.k, config.vehicle_tolerance, config.seed, config.coverage
+    );
+    let mut ids: Vec<&str> = scenes.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    for id in ids {
+        key.push('|');
+        key.push_str(id);
+    }
+    let hash = crate::scenario::dataset::fnv1a(key.as_bytes());
+    let path = cache_dir.join(format!("vocab-k{}-{hash:016x}.postcard", config.k));
+    if path.is_file() {
+        return Ok((read_vocabulary(&path)?, VocabularySource::Cached(path)));
+    }
+    let owned: Vec<Scene> = scenes.iter().map(|s| (*s).clone()).collect();
+    let built = build_vocabulary(&owned, config)
+        .map_err(|e| DataError::invalid(&path, Location::file(), e))?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| DataError::io(cache_dir, e))?;
+    write_vocabulary(&path, &built.vocabulary)?;
+    Ok((built.vocabulary, VocabularySource::Built(path)))
 }
 
 /// Writes a vocabulary file atomically.

@@ -1,7 +1,7 @@
 //! Behaviour cloning of the late-fusion policy from logged tokens.
 //!
 //! HR-PPO regularises PPO towards a behaviour-cloned policy of about twice the
-//! policy's size (DESIGN.md section 1): [`late_fusion::LateFusion`] at width 128
+//! policy's size (docs/design.md section 1): [`LateFusion`] at width 128
 //! (204,105 parameters at K = 200). The same code at width 64 gives a normal policy
 //! (65,289 parameters) exported as a weights blob ([`policy_file`]) that
 //! `spacer info --weights` and every policy consumer read.
@@ -12,41 +12,44 @@
 //! each acting agent contributes its observation and, as the target, the token that
 //! best moves it from its logged pose to its logged pose 0.2 s later
 //! ([`Vocabulary::nearest`], the one-step form of the tokenizer's encoding). Goal
-//! dropout and box scaling follow the [`SimConfig`] given (DESIGN.md: dropout 0.5).
+//! dropout and box scaling follow the [`SimConfig`] given (docs/design.md: dropout 0.5).
 //!
-//! **Training.** Cross entropy over the actor's logits (the critic is not trained),
-//! AdamW, cosine schedule with warm-up, global gradient clipping, minibatches drawn
-//! from a seeded generator; held-out accuracy and NLL on the fixed held-out scenes;
-//! curves as CSV and PNG; checkpoint `bc.ckpt` written atomically and resumable.
-
-pub mod late_fusion;
+//! **Training** ([`train`], on the [`crate::training::Run`] skeleton): cross entropy
+//! over the actor's logits (the critic is not trained), AdamW, cosine schedule with
+//! warm-up, global gradient clipping, minibatches drawn from a seeded generator;
+//! validation accuracy and NLL every `eval_every` steps (the curves), held-out ones at
+//! the end; checkpoint `bc.ckpt` written atomically and resumable. [`clone_policy`]
+//! does all of it from a [`Dataset`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::ElementConversion;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use spacer_core::observation::ObservationConfig;
-use spacer_core::policy::PolicyDims;
+use spacer_core::policy::{HIDDEN, PolicyDims};
 use spacer_core::tokenizer::Vocabulary;
 use spacer_core::weights::BlobHeader;
 
 use crate::error::{DataError, Location};
+use crate::late_fusion::{LateFusion, LateFusionShape};
 use crate::policy_file::PolicyFile;
 use crate::scenario::Scene;
+use crate::scenario::dataset::Dataset;
 use crate::sim::{Action, DecisionBatch, SimAgent, SimConfig, SimError, Simulator};
 use crate::tokenized::logged_pose;
-use crate::training::checkpoint::{Checkpoint, record_from_bytes, record_to_bytes};
-use crate::training::curves::{Curves, Panel};
+use crate::training::checkpoint::{record_from_bytes, record_to_bytes};
+use crate::training::curves::Panel;
 use crate::training::{
-    CosineSchedule, clip_global_norm, float_tensor, int_tensor, smoothed_cross_entropy, to_vec,
+    BackendError, BackendJob, CosineSchedule, DeviceKind, Run, RunError, RunOptions, RunSpec,
+    clip_global_norm, float_tensor, int_tensor, module_is_finite, run_on, smoothed_cross_entropy,
+    to_vec,
 };
-use late_fusion::LateFusion;
 
 /// The checkpoint kind of a behaviour-cloned policy.
 pub const CHECKPOINT_KIND: &str = "bc";
@@ -149,6 +152,7 @@ pub fn collect(
 
 /// Settings of a behaviour-cloning run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BcConfig {
     /// Encoder width (64: the policy itself; 128: HR-PPO's reference).
     pub width: usize,
@@ -168,8 +172,12 @@ pub struct BcConfig {
     pub label_smoothing: f32,
     /// Evaluate, plot and checkpoint every this many steps.
     pub eval_every: usize,
-    /// Seed (initialisation, minibatches).
+    /// Seed (initialisation, minibatches, goal dropout).
     pub seed: u64,
+    /// Probability that an agent's goal is hidden in its observations.
+    pub goal_dropout: f32,
+    /// Scale of the observed box sizes (GPUDrive: 0.7).
+    pub box_scale: f32,
 }
 
 impl Default for BcConfig {
@@ -185,20 +193,67 @@ impl Default for BcConfig {
             label_smoothing: 0.0,
             eval_every: 250,
             seed: 0,
+            goal_dropout: 0.5,
+            box_scale: 1.0,
         }
     }
 }
 
-/// What the network is: width and dimensions (stored in the checkpoint).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BcShape {
-    /// Encoder width.
-    pub width: usize,
-    /// Observation slots and action count.
-    pub dims: PolicyDims,
-    /// Observation radius (m).
-    pub radius: f32,
+impl BcConfig {
+    /// The simulator settings the observations are recorded with.
+    pub fn sim(&self) -> SimConfig {
+        SimConfig {
+            goal_dropout: self.goal_dropout,
+            box_scale: self.box_scale,
+            ..SimConfig::default()
+        }
+    }
+
+    /// The network shape for a vocabulary of `tokens` per kind.
+    pub fn shape(&self, tokens: usize) -> LateFusionShape {
+        LateFusionShape {
+            width: self.width,
+            dims: PolicyDims {
+                actions: tokens as u16,
+                ..PolicyDims::default()
+            },
+            radius: self.sim().observation.radius,
+        }
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`BcError::Config`] naming the bad field.
+    pub fn validate(&self) -> Result<(), BcError> {
+        let bad = |m: &str| Err(BcError::Config(m.to_string()));
+        if self.width == 0 || self.width > 1024 {
+            return bad("width must be in 1..=1024");
+        }
+        if self.batch == 0 || self.batch > 1 << 20 {
+            return bad("batch must be in 1..=1048576");
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return bad("lr must be in (0, 1]");
+        }
+        if !(self.clip_norm > 0.0 && self.clip_norm.is_finite()) {
+            return bad("clip_norm must be positive and finite");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing must be in [0, 1)");
+        }
+        if !(0.0..=1.0).contains(&self.goal_dropout) {
+            return bad("goal_dropout must be a probability");
+        }
+        if !(self.box_scale > 0.0 && self.box_scale <= 2.0) {
+            return bad("box_scale must be in (0, 2]");
+        }
+        Ok(())
+    }
 }
+
+/// The checkpoint's model configuration.
+pub type BcShape = LateFusionShape;
 
 /// Next-token statistics of a policy on a data set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -224,6 +279,8 @@ pub struct BcReport {
     pub seconds: f64,
     /// Training-set statistics at the end (on up to 20,000 samples).
     pub train: BcStats,
+    /// Validation statistics at the end.
+    pub validation: BcStats,
     /// Held-out statistics at the end.
     pub heldout: BcStats,
     /// The checkpoint.
@@ -263,18 +320,12 @@ pub fn evaluate<B: Backend>(
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Extra {
-    config: BcConfig,
-    curves: Curves,
-}
-
 /// A network from a checkpoint; `origin` names it in errors.
 ///
 /// # Errors
 /// [`DataError::Invalid`] naming `origin` when the shape or weights do not load.
 pub fn from_checkpoint<B: Backend>(
-    ck: &Checkpoint,
+    ck: &crate::training::checkpoint::Checkpoint,
     origin: &Path,
     device: &B::Device,
 ) -> Result<(LateFusion<B>, BcShape, Vocabulary), DataError> {
@@ -301,7 +352,7 @@ pub fn load<B: Backend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<(LateFusion<B>, BcShape, Vocabulary), DataError> {
-    let ck = Checkpoint::read(path, CHECKPOINT_KIND)?;
+    let ck = crate::training::checkpoint::Checkpoint::read(path, CHECKPOINT_KIND)?;
     from_checkpoint(&ck, path, device)
 }
 
@@ -331,31 +382,88 @@ pub enum BcError {
     /// A file could not be read or written.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The run skeleton refused (changed configuration on resume, non-finite model).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The simulator could not record observations.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// The backend cannot be used.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
     /// The configuration does not fit.
     #[error("{0}")]
     Config(String),
     /// No training samples.
     #[error("no training samples: no scene has an agent valid at two consecutive decisions")]
     NoData,
+    /// The loss became NaN or infinite.
+    #[error("training diverged at step {step}: the loss is {loss} (lower the learning rate)")]
+    Diverged {
+        /// Step.
+        step: usize,
+        /// The loss.
+        loss: f64,
+    },
 }
 
-/// Trains (or resumes, from `out_dir/bc.ckpt`) a late-fusion policy by behaviour
-/// cloning.
+/// The recorded observations of a dataset's splits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BcSplits {
+    /// Training samples (real and synthetic training scenes).
+    pub train: BcData,
+    /// Validation samples: the curves.
+    pub validation: BcData,
+    /// Held-out samples: reported at the end.
+    pub heldout: BcData,
+}
+
+impl BcSplits {
+    /// Records the logged driving of every split of `dataset`.
+    ///
+    /// # Errors
+    /// [`SimError`] when a scene cannot be simulated.
+    pub fn record(
+        dataset: &Dataset,
+        vocab: &Vocabulary,
+        config: &BcConfig,
+    ) -> Result<Self, SimError> {
+        let sim = config.sim();
+        let training: Vec<Scene> = dataset.training().cloned().collect();
+        Ok(Self {
+            train: collect(&training, vocab, &sim, config.seed)?,
+            validation: collect(&dataset.validation, vocab, &sim, config.seed ^ 2)?,
+            heldout: collect(&dataset.held_out, vocab, &sim, config.seed ^ 1)?,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct NoState {}
+
+const SERIES: [&str; 4] = [
+    "train_loss",
+    "train_accuracy",
+    "validation_nll",
+    "validation_accuracy",
+];
+
+/// Trains (or resumes, from `options.out_dir/bc.ckpt`) a late-fusion policy by
+/// behaviour cloning on `data`, with `vocab`'s tokens.
 ///
 /// # Errors
-/// [`BcError`] for unreadable or mismatched checkpoints, write failures, empty data.
-#[allow(clippy::too_many_arguments)]
+/// [`BcError`] for unreadable or mismatched checkpoints, write failures, empty data,
+/// a diverging loss.
 pub fn train<B: AutodiffBackend>(
     cfg: &BcConfig,
-    shape: BcShape,
     vocab: &Vocabulary,
-    train_data: &BcData,
-    heldout: &BcData,
-    out_dir: &Path,
-    resume: bool,
+    data: &BcSplits,
+    options: &RunOptions,
     device: &B::Device,
-    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<BcReport, BcError> {
+    cfg.validate()?;
+    let shape = cfg.shape(vocab.len());
+    let train_data = &data.train;
     if train_data.is_empty() {
         return Err(BcError::NoData);
     }
@@ -366,37 +474,46 @@ pub fn train<B: AutodiffBackend>(
             shape.dims.observation_len()
         )));
     }
-    let ck_path = out_dir.join("bc.ckpt");
+    let spec = RunSpec {
+        kind: CHECKPOINT_KIND,
+        file_stem: "bc",
+        curves_stem: "bc_curves",
+        label: "bc",
+        total_steps: cfg.steps as u64,
+        eval_every: cfg.eval_every as u64,
+        series: &SERIES,
+        panels: &[
+            Panel {
+                title: "loss",
+                series: &["train_loss", "validation_nll"],
+            },
+            Panel {
+                title: "next-token accuracy",
+                series: &["train_accuracy", "validation_accuracy"],
+            },
+        ],
+        resumable_changes: &["steps", "eval_every"],
+    };
+    let (mut run, resumed) = Run::start(&spec, options, cfg)?;
     let mut net = LateFusion::<B>::new(shape.dims, shape.width, cfg.seed, device);
     let mut optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay)
         .init::<B, LateFusion<B>>();
-    let mut step = 0usize;
-    let mut curves = Curves::new(&[
-        "train_loss",
-        "train_accuracy",
-        "heldout_nll",
-        "heldout_accuracy",
-    ]);
-    if resume && ck_path.exists() {
-        let ck = Checkpoint::read(&ck_path, CHECKPOINT_KIND)?;
-        let (loaded, s, v) = from_checkpoint::<B>(&ck, &ck_path, device)?;
+    if let Some(r) = &resumed {
+        let path = run.checkpoint_path().to_path_buf();
+        let (loaded, s, v) = from_checkpoint::<B>(&r.checkpoint, &path, device)?;
         if s != shape || v != *vocab {
             return Err(BcError::Config(format!(
                 "{} holds another network shape or vocabulary",
-                ck_path.display()
+                path.display()
             )));
         }
         net = loaded;
-        if !ck.optimizer.is_empty() {
-            let rec = record_from_bytes::<B, _>(&ck.optimizer, device)
-                .map_err(|e| DataError::invalid(&ck_path, Location::field(None, "optimizer"), e))?;
+        if !r.checkpoint.optimizer.is_empty() {
+            let rec = record_from_bytes::<B, _>(&r.checkpoint.optimizer, device)
+                .map_err(|e| DataError::invalid(&path, Location::field(None, "optimizer"), e))?;
             optim = optim.load_record(rec);
         }
-        if let Ok(extra) = serde_json::from_str::<Extra>(&ck.extra) {
-            curves = extra.curves;
-        }
-        step = ck.step as usize;
     }
     let params = net.num_params();
     let schedule = CosineSchedule {
@@ -405,14 +522,12 @@ pub fn train<B: AutodiffBackend>(
         total: cfg.steps,
         final_fraction: 0.05,
     };
-    let first = step;
-    let start = Instant::now();
     let (mut loss_sum, mut acc_sum, mut count) = (0.0f64, 0.0f64, 0usize);
     let n = train_data.len();
     let d = train_data.row_len;
     let k = shape.dims.actions();
-    let mut held = BcStats::default();
-    while step < cfg.steps {
+    while !run.is_done() {
+        let step = run.step() as usize;
         let mut rng =
             ChaCha8Rng::seed_from_u64(cfg.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let m = cfg.batch.min(n).max(1);
@@ -440,80 +555,122 @@ pub fn train<B: AutodiffBackend>(
             cfg.label_smoothing,
         );
         let lv: f64 = loss.clone().into_scalar().elem::<f64>();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &net);
-        clip_global_norm(&net, &mut grads, cfg.clip_norm);
-        net = optim.step(schedule.at(step), net, grads);
-        step += 1;
-        if lv.is_finite() {
-            loss_sum += lv;
-            acc_sum += correct as f64 / m as f64;
-            count += 1;
+        if !lv.is_finite() {
+            return Err(BcError::Diverged { step, loss: lv });
         }
-        crate::training::show_progress(progress, step, loss_sum, acc_sum, count);
-        if step.is_multiple_of(cfg.eval_every.max(1)) || step == cfg.steps {
-            held = evaluate(&net.valid(), heldout, device, usize::MAX);
-            let mut row = vec![];
-            if count > 0 {
-                row.push(("train_loss", loss_sum / count as f64));
-                row.push(("train_accuracy", acc_sum / count as f64));
+        let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+        let norm = clip_global_norm(&net, &mut grads, cfg.clip_norm);
+        if !norm.is_finite() {
+            return Err(BcError::Diverged {
+                step,
+                loss: norm as f64,
+            });
+        }
+        net = optim.step(schedule.at(step), net, grads);
+        loss_sum += lv;
+        acc_sum += correct as f64 / m as f64;
+        count += 1;
+        run.advance(
+            1,
+            &format!(
+                "loss {:.3} acc {:.3}",
+                loss_sum / count as f64,
+                acc_sum / count as f64
+            ),
+        );
+        if run.is_eval_step() {
+            let val = evaluate(&net.valid(), &data.validation, device, usize::MAX);
+            let mut row = vec![
+                ("train_loss", loss_sum / count as f64),
+                ("train_accuracy", acc_sum / count as f64),
+            ];
+            if val.samples > 0 {
+                row.push(("validation_nll", val.nll));
+                row.push(("validation_accuracy", val.accuracy));
             }
-            if held.samples > 0 {
-                row.push(("heldout_nll", held.nll));
-                row.push(("heldout_accuracy", held.accuracy));
-            }
-            curves.push(step as u64, &row);
+            run.record(&row);
             (loss_sum, acc_sum, count) = (0.0, 0.0, 0);
-            let ck = Checkpoint {
-                kind: CHECKPOINT_KIND.into(),
-                config: serde_json::to_string(&shape)
-                    .map_err(|e| BcError::Config(e.to_string()))?,
-                step: step as u64,
-                model: record_to_bytes::<B, _>(net.clone().into_record())
-                    .map_err(BcError::Config)?,
-                optimizer: record_to_bytes::<B, _>(optim.to_record()).map_err(BcError::Config)?,
-                extra: serde_json::to_string(&Extra {
-                    config: cfg.clone(),
-                    curves: curves.clone(),
-                })
-                .map_err(|e| BcError::Config(e.to_string()))?,
-                files: vec![(
+            if !module_is_finite(&net) {
+                return Err(RunError::NonFinite {
+                    what: "the cloned policy".into(),
+                }
+                .into());
+            }
+            run.save(
+                serde_json::to_string(&shape).map_err(|e| BcError::Config(e.to_string()))?,
+                record_to_bytes::<B, _>(net.clone().into_record()).map_err(BcError::Config)?,
+                record_to_bytes::<B, _>(optim.to_record()).map_err(BcError::Config)?,
+                &NoState {},
+                vec![(
                     crate::reference::VOCABULARY_FILE.into(),
                     crate::vocab::vocabulary_bytes(vocab),
                 )],
-            };
-            ck.write(&ck_path)?;
-            curves.write_csv(&out_dir.join("bc_curves.csv"))?;
-            curves.write_png(
-                &out_dir.join("bc_curves.png"),
-                &[
-                    Panel {
-                        title: "loss",
-                        series: &["train_loss", "heldout_nll"],
-                    },
-                    Panel {
-                        title: "next-token accuracy",
-                        series: &["train_accuracy", "heldout_accuracy"],
-                    },
-                ],
             )?;
         }
     }
+    run.finish();
     let inner = net.valid();
-    if step == first {
-        held = evaluate(&inner, heldout, device, usize::MAX);
-    }
     Ok(BcReport {
         params,
-        step,
-        steps_run: step - first,
-        seconds: start.elapsed().as_secs_f64(),
+        step: run.step() as usize,
+        steps_run: run.steps_this_run() as usize,
+        seconds: run.seconds(),
         train: evaluate(&inner, train_data, device, 20_000),
-        heldout: held,
-        checkpoint: ck_path,
+        validation: evaluate(&inner, &data.validation, device, usize::MAX),
+        heldout: evaluate(&inner, &data.heldout, device, usize::MAX),
+        checkpoint: run.checkpoint_path().to_path_buf(),
     })
 }
 
-use burn::tensor::ElementConversion;
+/// Behaviour cloning from a dataset, start to end: record the splits' logged
+/// driving, train on `device`, and for width 64 write the policy blob to `export`.
+///
+/// # Errors
+/// [`BcError`] from recording, training or writing.
+pub fn clone_policy(
+    cfg: &BcConfig,
+    dataset: &Dataset,
+    vocab: &Vocabulary,
+    options: &RunOptions,
+    device: DeviceKind,
+    export: Option<&Path>,
+) -> Result<(BcReport, BcSplits), BcError> {
+    if export.is_some() && cfg.width != HIDDEN {
+        return Err(BcError::Config(format!(
+            "a policy blob has the core's width {HIDDEN}; this network has width {}",
+            cfg.width
+        )));
+    }
+    let data = BcSplits::record(dataset, vocab, cfg)?;
+    struct Job<'a> {
+        cfg: &'a BcConfig,
+        vocab: &'a Vocabulary,
+        data: &'a BcSplits,
+        options: &'a RunOptions,
+    }
+    impl BackendJob for Job<'_> {
+        type Output = BcReport;
+        type Error = BcError;
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<BcReport, BcError> {
+            train::<B>(self.cfg, self.vocab, self.data, self.options, &device)
+        }
+    }
+    let report = run_on(
+        device,
+        Job {
+            cfg,
+            vocab,
+            data: &data,
+            options,
+        },
+    )?;
+    if let Some(path) = export {
+        let (net, shape, v) =
+            load::<crate::training::Cpu>(&report.checkpoint, &Default::default())?;
+        policy_file(&net, &v, shape.radius, report.step as u64)?.write(path)?;
+    }
+    Ok((report, data))
+}
 
 #[cfg(test)]
 mod tests;

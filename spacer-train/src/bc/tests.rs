@@ -1,109 +1,17 @@
 use super::*;
+use crate::late_fusion::tests::real_observations;
 use crate::training::{Cpu, CpuTrain};
-use late_fusion::late_fusion_params;
-use spacer_core::policy::{Policy, init_params, param_count};
-
-fn womd_scene() -> Scene {
-    crate::scenario::womd::read_scenes(&crate::paths::shared_data("womd/637f20cafde22ff8.tfrecord"))
-        .unwrap()
-        .remove(0)
-}
-
-/// Real observations: the simulator's, while the WOMD scene replays its log.
-fn real_observations(vocab: &Vocabulary) -> BcData {
-    let cfg = SimConfig {
-        sim_steps: 4,
-        ..SimConfig::default()
-    };
-    collect(&[womd_scene()], vocab, &cfg, 0).unwrap()
-}
 
 #[test]
-fn sizes() {
-    assert_eq!(late_fusion_params(64, 200), param_count(200));
-    assert_eq!(late_fusion_params(64, 200), 65_289);
-    assert_eq!(late_fusion_params(128, 200), 204_105);
-    let dev = Default::default();
-    let net = LateFusion::<Cpu>::new(PolicyDims::default(), 128, 0, &dev);
-    assert_eq!(net.num_params(), 204_105);
-    // Orthogonal: the fusion weight's columns (256 of length 384) are orthonormal
-    // up to the gain sqrt 2.
-    let w = to_vec(net.fuse.weight.val());
-    let dot = |a: usize, b: usize| {
-        (0..384)
-            .map(|i| w[i * 256 + a] as f64 * w[i * 256 + b] as f64)
-            .sum::<f64>()
-    };
-    assert!((dot(3, 3) - 2.0).abs() < 1e-4 && dot(3, 4).abs() < 1e-4);
-}
-
-#[test]
-fn burn_and_core_compute_the_same_function_on_real_observations() {
+fn tiny_bc_learns_exports_a_policy_and_resumes() {
     let vocab = Vocabulary::kinematic_grid(200).unwrap();
-    let data = real_observations(&vocab);
-    assert!(data.len() > 50, "{} samples", data.len());
-    let dims = PolicyDims::default();
-    let dev = Default::default();
-    let mut flat = vec![0.0f32; param_count(200)];
-    init_params(&dims, 7, &mut flat).unwrap();
-    // Make the heads matter (the actor's init gain is 0.01): scale them up.
-    for v in &mut flat[param_count(200) - 200 * 128 - 200 - 129..] {
-        *v *= 50.0;
-    }
-    let net = LateFusion::<Cpu>::from_flat(dims, &flat, &dev).unwrap();
-    assert_eq!(
-        net.to_flat().unwrap(),
-        flat,
-        "import then export is the identity"
-    );
-    let policy = Policy::new(dims, &flat).unwrap();
-    let n = data.len().min(256);
-    let d = data.row_len;
-    let obs = float_tensor::<Cpu, 2>(data.observations[..n * d].to_vec(), [n, d], &dev);
-    let (logits, values) = net.forward(obs);
-    let (logits, values) = (to_vec(logits), to_vec(values));
-    let mut worst = 0.0f32;
-    let mut core_logits = vec![0.0f32; 200];
-    for i in 0..n {
-        let v = policy
-            .forward(&data.observations[i * d..(i + 1) * d], &mut core_logits)
-            .unwrap();
-        worst = worst.max((v - values[i]).abs());
-        for (a, b) in core_logits.iter().zip(&logits[i * 200..(i + 1) * 200]) {
-            worst = worst.max((a - b).abs());
-        }
-    }
-    assert!(worst < 1e-4, "largest difference {worst}");
-    // A burn-initialised network exported to the core computes the same too.
-    let fresh = LateFusion::<Cpu>::new(dims, 64, 1, &dev);
-    let flat2 = fresh.to_flat().unwrap();
-    let policy2 = Policy::new(dims, &flat2).unwrap();
-    let one = float_tensor::<Cpu, 2>(data.observations[..d].to_vec(), [1, d], &dev);
-    let (l, v) = fresh.forward(one);
-    let v2 = policy2
-        .forward(&data.observations[..d], &mut core_logits)
-        .unwrap();
-    assert!((to_vec(v)[0] - v2).abs() < 1e-4);
-    for (a, b) in to_vec(l).iter().zip(&core_logits) {
-        assert!((a - b).abs() < 1e-4);
-    }
-    // Width 128 has no core layout.
-    let wide = LateFusion::<Cpu>::new(dims, 128, 2, &dev);
-    assert!(wide.to_flat().unwrap_err().contains("width"));
-    assert!(LateFusion::<Cpu>::from_flat(dims, &flat[1..], &dev).is_err());
-}
-
-#[test]
-fn tiny_bc_learns_and_exports_a_policy() {
-    let vocab = Vocabulary::kinematic_grid(200).unwrap();
-    let data = real_observations(&vocab);
-    let dims = PolicyDims::default();
-    let dev = Default::default();
-    let shape = BcShape {
-        width: 64,
-        dims,
-        radius: 50.0,
+    let obs = real_observations(&vocab);
+    let data = BcSplits {
+        train: obs.clone(),
+        validation: obs.clone(),
+        heldout: obs.clone(),
     };
+    let dev = Default::default();
     let cfg = BcConfig {
         width: 64,
         steps: 8,
@@ -113,31 +21,23 @@ fn tiny_bc_learns_and_exports_a_policy() {
         eval_every: 4,
         ..BcConfig::default()
     };
+    let shape = cfg.shape(200);
     let before = evaluate(
-        &LateFusion::<Cpu>::new(dims, 64, 1, &dev),
-        &data,
+        &LateFusion::<Cpu>::new(shape.dims, 64, 1, &dev),
+        &obs,
         &dev,
         usize::MAX,
     );
     let dir = tempfile::tempdir().unwrap();
-    let r = train::<CpuTrain>(
-        &cfg,
-        shape,
-        &vocab,
-        &data,
-        &data,
-        dir.path(),
-        false,
-        &dev,
-        None,
-    )
-    .unwrap();
+    let options = RunOptions::new(dir.path()).quiet();
+    let r = train::<CpuTrain>(&cfg, &vocab, &data, &options, &dev).unwrap();
     assert_eq!((r.step, r.params), (8, 65_289));
     assert!(r.heldout.nll < before.nll, "{:?} vs {before:?}", r.heldout);
+    assert_eq!(r.validation, r.heldout);
     assert!(dir.path().join("bc_curves.png").is_file());
     let (net, s, v) = load::<Cpu>(&r.checkpoint, &dev).unwrap();
     assert_eq!((s, &v), (shape, &vocab));
-    assert_eq!(evaluate(&net, &data, &dev, usize::MAX), r.heldout);
+    assert_eq!(evaluate(&net, &obs, &dev, usize::MAX), r.heldout);
     let file = policy_file(&net, &vocab, 50.0, 8).unwrap();
     let p = dir.path().join("bc.spw");
     file.write(&p).unwrap();
@@ -145,17 +45,55 @@ fn tiny_bc_learns_and_exports_a_policy() {
     assert_eq!(back.blob().header().trained_steps, 8);
     assert_eq!(back.params(), net.to_flat().unwrap().as_slice());
     // Resuming at the end runs nothing and reports the same.
-    let again = train::<CpuTrain>(
-        &cfg,
-        shape,
-        &vocab,
-        &data,
-        &data,
-        dir.path(),
-        true,
-        &dev,
-        None,
-    )
-    .unwrap();
+    let again = train::<CpuTrain>(&cfg, &vocab, &data, &options.clone().resuming(), &dev).unwrap();
     assert_eq!((again.steps_run, again.heldout), (0, r.heldout));
+    // Resuming with another learning rate is refused, naming it.
+    let other = BcConfig {
+        lr: 1e-2,
+        ..cfg.clone()
+    };
+    let e = train::<CpuTrain>(&other, &vocab, &data, &options.clone().resuming(), &dev)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lr: 0.003 -> 0.01"), "{e}");
+}
+
+#[test]
+fn a_diverging_run_stops_with_an_error_and_saves_nothing_broken() {
+    let vocab = Vocabulary::kinematic_grid(200).unwrap();
+    let obs = real_observations(&vocab);
+    let data = BcSplits {
+        train: obs.clone(),
+        validation: obs.clone(),
+        heldout: obs,
+    };
+    let cfg = BcConfig {
+        width: 64,
+        steps: 6,
+        batch: 32,
+        lr: 1.0,
+        warmup: 1,
+        eval_every: 1,
+        clip_norm: 1e30,
+        ..BcConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions::new(dir.path()).quiet();
+    // A huge learning rate with no clipping: the loss or the weights blow up; either
+    // the run stops with an error, or whatever it saved is finite.
+    match train::<CpuTrain>(&cfg, &vocab, &data, &options, &Default::default()) {
+        Err(e) => {
+            let s = e.to_string();
+            assert!(s.contains("diverged") || s.contains("non-finite"), "{s}");
+        }
+        Ok(r) => {
+            let (net, _, _) = load::<Cpu>(&r.checkpoint, &Default::default()).unwrap();
+            assert!(module_is_finite(&net));
+        }
+    }
+    let bad = BcConfig {
+        lr: f64::NAN,
+        ..cfg
+    };
+    assert!(train::<CpuTrain>(&bad, &vocab, &data, &options, &Default::default()).is_err());
 }

@@ -12,10 +12,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spacer_core::policy::Selection;
 use spacer_core::tokenizer::Vocabulary;
 
+use crate::eval::{AgentOptions, AgentSource, AgentSpec};
 use crate::policy_file::PolicyFile;
 use crate::scenario::Scene;
 use crate::scenario::load::{BadScenePolicy, LoadOptions, load_scenes_with};
-use crate::sim::{RunStats, SimAgentKind, SimConfig, Simulator, testing};
+use crate::sim::{RunStats, SimConfig, Simulator, testing};
 
 /// Arguments of `spacer bench`.
 #[derive(Debug, Args)]
@@ -44,12 +45,10 @@ pub struct SimBenchArgs {
     /// road with 64 vehicles and 16 pedestrians.
     #[arg(long, num_args = 1..)]
     pub scenes: Vec<PathBuf>,
-    /// The sim agent: log, const-vel, logged-tokens, random or policy.
+    /// The sim agent, as `spacer eval --agents` names it: log, const-vel,
+    /// logged-tokens, random, policy (the initialisation), policy:FILE, ref:CKPT.
     #[arg(long, default_value = "random")]
-    pub agent: SimAgentKind,
-    /// Weights blob for `--agent policy` (default: the deterministic initialisation).
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
+    pub agent: AgentSpec,
     /// Controlled agents per world at most.
     #[arg(long, default_value_t = 64)]
     pub max_agents: usize,
@@ -113,20 +112,24 @@ fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
         .collect();
     let vocabulary = Vocabulary::kinematic_grid(spacer_core::tokenizer::DEFAULT_TOKENS)
         .map_err(|e| anyhow::anyhow!("vocabulary: {e}"))?;
-    let policy = match &args.policy {
-        Some(p) => PolicyFile::read(p)?,
-        None => PolicyFile::initial(&vocabulary, args.seed),
+    let observation = match &args.agent.source {
+        AgentSource::Policy(p) => PolicyFile::read(p)?.model().observation,
+        _ => {
+            PolicyFile::initial(&vocabulary, args.seed)
+                .model()
+                .observation
+        }
     };
     let config = SimConfig {
         max_controlled: args.max_agents,
         always_observe: !args.no_observations,
-        observation: policy.model().observation,
+        observation,
         ..SimConfig::default()
     };
     let mut simulator = Simulator::new(&worlds, config)?;
-    let mut agent = args
-        .agent
-        .build(&vocabulary, &policy, Selection::Argmax, args.seed);
+    let mut options = AgentOptions::new(vocabulary);
+    options.policy_selection = Selection::Argmax;
+    let mut agent = args.agent.build(&options, args.seed)?;
 
     let bar = ProgressBar::new(args.repeats as u64 + 1).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} episodes")

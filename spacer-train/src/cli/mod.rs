@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod args;
 pub mod bc;
 pub mod bench;
 pub mod data;
@@ -11,7 +12,6 @@ pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod metrics;
-pub mod scenes;
 pub mod train_ref;
 pub mod vocab;
 
@@ -28,8 +28,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The main job on the shipped and generated scenes: every sim agent rolled out and
-    /// scored with the WOSAC metrics.
+    /// The main job on the shipped and generated scenes: vocabulary, cloned policy,
+    /// reference model, and every agent scored closed loop on the held-out scenes.
     Demo(demo::DemoArgs),
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use spacer_core::agent::AgentKind;
 use spacer_core::tokenizer::Vocabulary;
 
+use super::args::DatasetArgs;
 use crate::scenario::Scene;
 use crate::vocab::{
     BuiltVocabulary, ClusterConfig, TokenizationError, build_vocabulary, read_vocabulary,
@@ -33,9 +34,9 @@ pub enum VocabCommand {
 /// Arguments of `spacer vocab build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Scene files or directories (WOMD *.tfrecord, GPUDrive *.json, *.spc caches).
-    #[arg(long, num_args = 1.., required = true)]
-    pub scenes: Vec<PathBuf>,
+    /// The scenes.
+    #[command(flatten)]
+    pub data: DatasetArgs,
     /// Tokens per agent type.
     #[arg(long, default_value_t = 200)]
     pub k: usize,
@@ -47,16 +48,12 @@ pub struct BuildArgs {
     /// segments (0: keep the tolerance).
     #[arg(long, default_value_t = 0.0)]
     pub coverage: f64,
-    /// Seed of the cluster-seed draws.
+    /// Seed of the cluster-seed draws and of the synthetic scenes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Synthetic scenes added to the training scenes.
     #[arg(long, default_value_t = 0)]
     pub synthetic: usize,
-    /// Also cluster the held-out scenes (by default the vocabulary sees training
-    /// scenes only).
-    #[arg(long)]
-    pub include_heldout: bool,
     /// Output file.
     #[arg(long, default_value = "vocab.postcard")]
     pub out: PathBuf,
@@ -68,9 +65,9 @@ pub struct EvalArgs {
     /// The vocabulary file.
     #[arg(long)]
     pub vocab: PathBuf,
-    /// Scene files or directories.
-    #[arg(long, num_args = 1.., required = true)]
-    pub scenes: Vec<PathBuf>,
+    /// The scenes.
+    #[command(flatten)]
+    pub data: DatasetArgs,
 }
 
 /// Runs `spacer vocab`.
@@ -82,14 +79,8 @@ pub fn run(args: VocabArgs) -> anyhow::Result<()> {
 }
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
-    let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
-    let (mut train, held) = super::scenes::split(scenes);
-    train.extend(super::scenes::synthetic(a.synthetic, a.seed));
-    let cluster_on: Vec<Scene> = if a.include_heldout {
-        train.iter().chain(held.iter()).cloned().collect()
-    } else {
-        train.clone()
-    };
+    let d = a.data.load(a.synthetic, a.seed)?;
+    let train: Vec<Scene> = d.training().cloned().collect();
     let cfg = ClusterConfig {
         k: a.k,
         vehicle_tolerance: a.tolerance,
@@ -97,30 +88,24 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         coverage: a.coverage,
     };
     let started = std::time::Instant::now();
-    let built = build_vocabulary(&cluster_on, &cfg).map_err(anyhow::Error::msg)?;
+    let built = build_vocabulary(&train, &cfg).map_err(anyhow::Error::msg)?;
     write_vocabulary(&a.out, &built.vocabulary)?;
     println!(
-        "vocabulary: {} tokens per type from {} scenes ({} held out{}) in {:.2} s -> {}",
+        "vocabulary: {} tokens per type from {} training scenes (validation and held-out \
+         scenes not used) in {:.2} s -> {}",
         a.k,
-        cluster_on.len(),
-        held.len(),
-        if a.include_heldout {
-            ", included"
-        } else {
-            ", not used"
-        },
+        train.len(),
         started.elapsed().as_secs_f64(),
         a.out.display()
     );
     print_provenance(&built);
-    report(&built.vocabulary, &train, &held)
+    report(&built.vocabulary, &train, &d.held_out)
 }
 
 fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let v = read_vocabulary(&a.vocab)?;
-    let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
-    let (train, held) = super::scenes::split(scenes);
-    report(&v, &train, &held)
+    let d = a.data.load(0, 0)?;
+    report(&v, &d.train, &d.held_out)
 }
 
 fn print_provenance(b: &BuiltVocabulary) {

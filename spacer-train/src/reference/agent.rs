@@ -58,23 +58,41 @@ impl<B: Backend> ReferenceAgent<B> {
         }
     }
 
-    /// Loads a checkpoint written by `spacer train-ref`.
+    /// Loads a checkpoint written by `spacer train-ref`; it samples with `sampling`,
+    /// or with the checkpoint's stored defaults when `None`.
     ///
     /// # Errors
     /// [`crate::DataError`] naming the file.
     pub fn load(
         path: &Path,
-        sampling: Sampling,
+        sampling: Option<Sampling>,
         seed: u64,
         device: &B::Device,
     ) -> Result<Self, crate::DataError> {
         let model = ReferenceModel::load(path, device)?;
+        let sampling = sampling.unwrap_or(model.sampling);
         Ok(Self::new(
             model,
             sampling,
             seed,
             format!("reference({})", path.display()),
         ))
+    }
+
+    /// Samples with `sampling` from now on.
+    pub fn set_sampling(&mut self, sampling: Sampling) {
+        self.sampling = sampling;
+    }
+
+    /// How it samples.
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
+    /// The same agent under another name in reports.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// The model.

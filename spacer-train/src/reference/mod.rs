@@ -28,6 +28,7 @@ pub mod agent;
 pub mod graph;
 pub mod map;
 pub mod model;
+pub mod recipe;
 pub mod train;
 
 use std::path::Path;
@@ -54,6 +55,10 @@ use model::{GraphTensors, NetworkConfig, ReferenceNet};
 pub const CHECKPOINT_KIND: &str = "reference";
 /// The attachment name of the vocabulary inside a checkpoint.
 pub const VOCABULARY_FILE: &str = "vocabulary";
+/// The attachment name of the sampling defaults (JSON [`Sampling`]) inside a
+/// checkpoint: chosen on the validation split, used by `ref:` sim agents unless
+/// overridden.
+pub const SAMPLING_FILE: &str = "sampling";
 
 /// Everything that defines a reference model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -212,7 +217,7 @@ impl Scores {
 }
 
 /// How [`ReferenceModel::sample`] draws tokens.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
     /// Softmax temperature (> 0).
     pub temperature: f32,
@@ -240,6 +245,8 @@ pub struct ReferenceModel<B: Backend> {
     pub vocab: Vocabulary,
     /// Where it runs.
     pub device: B::Device,
+    /// How it samples as a sim agent by default (chosen on the validation split).
+    pub sampling: Sampling,
 }
 
 impl<B: Backend> Clone for ReferenceModel<B> {
@@ -249,6 +256,7 @@ impl<B: Backend> Clone for ReferenceModel<B> {
             config: self.config.clone(),
             vocab: self.vocab.clone(),
             device: self.device.clone(),
+            sampling: self.sampling,
         }
     }
 }
@@ -281,6 +289,7 @@ impl<B: Backend> ReferenceModel<B> {
             config,
             vocab,
             device: device.clone(),
+            sampling: Sampling::default(),
         })
     }
 
@@ -419,10 +428,16 @@ impl<B: Backend> ReferenceModel<B> {
             model: record_to_bytes::<B, _>(self.net.clone().into_record())?,
             optimizer: Vec::new(),
             extra,
-            files: vec![(
-                VOCABULARY_FILE.into(),
-                crate::vocab::vocabulary_bytes(&self.vocab),
-            )],
+            files: vec![
+                (
+                    VOCABULARY_FILE.into(),
+                    crate::vocab::vocabulary_bytes(&self.vocab),
+                ),
+                (
+                    SAMPLING_FILE.into(),
+                    serde_json::to_vec(&self.sampling).map_err(|e| e.to_string())?,
+                ),
+            ],
         })
     }
 
@@ -446,6 +461,16 @@ impl<B: Backend> ReferenceModel<B> {
             .ok_or_else(|| bad("files", "no vocabulary attached".into()))?;
         let vocab = crate::vocab::parse_vocabulary(vocab_bytes, origin)?;
         let mut m = Self::new(config, vocab, device, 0).map_err(|e| bad("config", e))?;
+        if let Some(bytes) = ck.file(SAMPLING_FILE) {
+            m.sampling =
+                serde_json::from_slice(bytes).map_err(|e| bad("files.sampling", e.to_string()))?;
+            if !(m.sampling.temperature > 0.0 && m.sampling.temperature.is_finite()) {
+                return Err(bad(
+                    "files.sampling",
+                    format!("temperature {} is not positive", m.sampling.temperature),
+                ));
+            }
+        }
         let record = record_from_bytes::<B, _>(&ck.model, device)
             .map_err(|e| bad("model", format!("weights do not fit the config: {e}")))?;
         m.net = m.net.load_record(record);

@@ -158,9 +158,15 @@ fn tiny_training_learns_resumes_and_reloads() {
         &ReferenceModel::<Cpu>::new(cfg.clone(), v.clone(), &dev, tc.seed).unwrap(),
         &held,
     );
-    let full =
-        train::train::<CpuTrain>(&cfg, &tc, &v, &scenes, &held, dir.path(), false, &dev, None)
-            .unwrap();
+    let splits = |train: &[PreparedScene]| train::RefSplits {
+        train: train.to_vec(),
+        synthetic: Vec::new(),
+        validation: held.clone(),
+        heldout: held.clone(),
+    };
+    let data = splits(&scenes);
+    let opts = |d: &std::path::Path| crate::training::RunOptions::new(d).quiet();
+    let full = train::train::<CpuTrain>(&cfg, &tc, &v, &data, &opts(dir.path()), &dev).unwrap();
     assert_eq!((full.step, full.steps_run), (6, 6));
     assert!(
         full.heldout.nll < before.nll,
@@ -177,20 +183,9 @@ fn tiny_training_learns_resumes_and_reloads() {
         steps: 3,
         ..tc.clone()
     };
-    train::train::<CpuTrain>(
-        &cfg,
-        &half,
-        &v,
-        &scenes,
-        &held,
-        dir2.path(),
-        false,
-        &dev,
-        None,
-    )
-    .unwrap();
+    train::train::<CpuTrain>(&cfg, &half, &v, &data, &opts(dir2.path()), &dev).unwrap();
     let resumed =
-        train::train::<CpuTrain>(&cfg, &tc, &v, &scenes, &held, dir2.path(), true, &dev, None)
+        train::train::<CpuTrain>(&cfg, &tc, &v, &data, &opts(dir2.path()).resuming(), &dev)
             .unwrap();
     assert_eq!((resumed.step, resumed.steps_run), (6, 3));
     let a = ReferenceModel::<Cpu>::load(&full.checkpoint, &dev).unwrap();

@@ -2,19 +2,20 @@
 //! fixed held-out split, and the baselines it must beat.
 //!
 //! One optimizer step: draw `batch_scenes` training scenes (a real one with
-//! probability `real_fraction`, else a synthetic one, each uniformly, from a generator
-//! seeded by the run seed and the step, so a resumed run draws what an
-//! uninterrupted one would), crop each to the `max_agents` agents nearest a randomly
+//! probability `real_fraction`, else a synthetic one; real recordings equally likely
+//! ([`SceneSampler`]); from a generator seeded by the run seed and the step, so a
+//! resumed run draws what an uninterrupted one would), crop each to the `max_agents` agents nearest a randomly
 //! drawn centre agent, run one teacher-forced pass over all their decision steps,
 //! and minimise the label-smoothed (0.1) cross entropy of every known next token.
 //! AdamW, cosine schedule with linear warm-up, global gradient-norm clipping.
 //!
-//! Every `eval_every` steps and at the end the held-out scenes are scored (all
+//! Every `eval_every` steps and at the end the validation scenes are scored (all
 //! agents, no crop), the curves are written (`curves.csv`, `curves.png`) and the
 //! checkpoint `reference.ckpt` (model, optimizer state, step, config, curves,
-//! vocabulary) is replaced atomically. `resume` continues from it.
+//! vocabulary) is replaced atomically ([`crate::training::Run`]); resuming continues
+//! from it. The held-out scenes are scored once, at the end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -28,11 +29,17 @@ use spacer_core::tokenizer::Vocabulary;
 
 use super::graph::WorldInput;
 use super::model::{GraphTensors, ReferenceNet};
-use super::{CHECKPOINT_KIND, PreparedScene, ReferenceConfig, ReferenceModel, crop_agents};
+use super::{
+    CHECKPOINT_KIND, PreparedScene, ReferenceConfig, ReferenceModel, Sampling, crop_agents,
+};
 use crate::error::DataError;
-use crate::training::checkpoint::{Checkpoint, record_from_bytes, record_to_bytes};
-use crate::training::curves::{Curves, Panel};
-use crate::training::{CosineSchedule, clip_global_norm, smoothed_cross_entropy, to_vec};
+use crate::scenario::dataset::{Drawn, SceneSampler};
+use crate::training::checkpoint::{record_from_bytes, record_to_bytes};
+use crate::training::curves::Panel;
+use crate::training::{
+    CosineSchedule, Run, RunError, RunOptions, RunSpec, clip_global_norm, module_is_finite,
+    smoothed_cross_entropy, to_vec,
+};
 
 /// The first decision step the simulator asks for (step 10 of 91): accuracies are
 /// also reported from here on ("future").
@@ -67,10 +74,18 @@ pub struct TrainConfig {
     /// synthetic training scenes (else every scene is equally likely).
     #[serde(default = "default_real_fraction")]
     pub real_fraction: f64,
+    /// Draw each real recording equally often ([`SceneSampler`]) instead of each real
+    /// scene.
+    #[serde(default = "default_balance")]
+    pub balance_recordings: bool,
 }
 
 fn default_real_fraction() -> f64 {
     0.5
+}
+
+fn default_balance() -> bool {
+    true
 }
 
 impl TrainConfig {
@@ -95,7 +110,38 @@ impl TrainConfig {
             eval_every: if mini { 1000 } else { 200 },
             seed: 0,
             real_fraction: 0.5,
+            balance_recordings: true,
         }
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the bad field.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return bad("lr must be in (0, 1]");
+        }
+        if self.batch_scenes == 0 || self.batch_scenes > 4096 {
+            return bad("batch_scenes must be in 1..=4096");
+        }
+        if self.max_agents == 0 || self.max_agents > 4096 {
+            return bad("max_agents must be in 1..=4096");
+        }
+        if !(0.0..=1.0).contains(&self.real_fraction) {
+            return bad("real_fraction must be a probability");
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad("label_smoothing must be in [0, 1)");
+        }
+        if !(self.clip_norm > 0.0 && self.clip_norm.is_finite()) {
+            return bad("clip_norm must be positive and finite");
+        }
+        if !(0.0..=1.0).contains(&self.final_lr_fraction) {
+            return bad("final_lr_fraction must be in [0, 1]");
+        }
+        Ok(())
     }
 
     fn schedule(&self) -> CosineSchedule {
@@ -173,6 +219,8 @@ pub struct TrainReport {
     pub train_loss: f64,
     /// Mean training next-token accuracy over the last evaluation period.
     pub train_accuracy: f64,
+    /// Validation statistics at the end.
+    pub validation: EvalStats,
     /// Held-out statistics at the end.
     pub heldout: EvalStats,
     /// Baselines on the held-out scenes.
@@ -187,9 +235,23 @@ pub enum TrainError {
     /// A file could not be read or written.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The run skeleton refused (changed configuration on resume, non-finite model).
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The backend cannot be used.
+    #[error(transparent)]
+    Backend(#[from] crate::training::BackendError),
     /// The configuration does not fit (vocabulary size, resumed config, ...).
     #[error("{0}")]
     Config(String),
+    /// The loss or the gradient norm became NaN or infinite.
+    #[error("training diverged at step {step}: {loss} (lower the learning rate)")]
+    Diverged {
+        /// Step.
+        step: usize,
+        /// The loss or gradient norm.
+        loss: f64,
+    },
     /// No training scene has a known next token.
     #[error("no training data: none of the training scenes has a tokenizable agent")]
     NoData,
@@ -306,178 +368,174 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Extra {
-    train: TrainConfig,
-    curves: Curves,
-}
-
 const SERIES: [&str; 6] = [
     "train_loss",
-    "heldout_nll",
+    "validation_nll",
     "train_accuracy",
-    "heldout_accuracy",
+    "validation_accuracy",
     "constvel_accuracy",
     "lr",
 ];
 
-fn write_curves(out_dir: &Path, curves: &Curves) -> Result<(), DataError> {
-    curves.write_csv(&out_dir.join("curves.csv"))?;
-    curves.write_png(
-        &out_dir.join("curves.png"),
-        &[
-            Panel {
-                title: "loss",
-                series: &["train_loss", "heldout_nll"],
-            },
-            Panel {
-                title: "next-token accuracy",
-                series: &["train_accuracy", "heldout_accuracy", "constvel_accuracy"],
-            },
-        ],
-    )
+/// The prepared scenes of a dataset's splits.
+#[derive(Clone, Debug, Default)]
+pub struct RefSplits {
+    /// Real training scenes.
+    pub train: Vec<PreparedScene>,
+    /// Synthetic training scenes.
+    pub synthetic: Vec<PreparedScene>,
+    /// Validation scenes (the curves, early stopping).
+    pub validation: Vec<PreparedScene>,
+    /// Held-out scenes (reported at the end).
+    pub heldout: Vec<PreparedScene>,
+}
+
+impl RefSplits {
+    /// Tokenizes the splits of `dataset` for `config`.
+    pub fn prepare(
+        dataset: &crate::scenario::dataset::Dataset,
+        vocab: &Vocabulary,
+        config: &ReferenceConfig,
+    ) -> Self {
+        use rayon::prelude::*;
+        let prep = |v: &[crate::scenario::Scene]| -> Vec<PreparedScene> {
+            v.par_iter()
+                .map(|s| PreparedScene::new(s.clone(), vocab, config))
+                .collect()
+        };
+        Self {
+            train: prep(&dataset.train),
+            synthetic: prep(&dataset.synthetic),
+            validation: prep(&dataset.validation),
+            heldout: prep(&dataset.held_out),
+        }
+    }
 }
 
 /// Trains (or resumes) a reference model; see the module docs.
 ///
 /// # Errors
 /// [`TrainError`] for unreadable or mismatched checkpoints, write failures, an
-/// inconsistent config, or no usable training data.
-#[allow(clippy::too_many_arguments)]
+/// inconsistent config, a diverging loss, or no usable training data.
 pub fn train<B: AutodiffBackend>(
     config: &ReferenceConfig,
     tc: &TrainConfig,
     vocab: &Vocabulary,
-    train_scenes: &[PreparedScene],
-    heldout: &[PreparedScene],
-    out_dir: &Path,
-    resume: bool,
+    data: &RefSplits,
+    options: &RunOptions,
     device: &B::Device,
-    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<TrainReport, TrainError> {
-    let usable: Vec<&PreparedScene> = train_scenes
-        .iter()
-        .filter(|s| {
-            s.tokens
-                .agents
-                .iter()
-                .any(|a| a.token_valid.iter().any(|&v| v))
-        })
-        .collect();
-    if usable.is_empty() {
+    tc.validate()?;
+    let has_tokens = |s: &&PreparedScene| {
+        s.tokens
+            .agents
+            .iter()
+            .any(|a| a.token_valid.iter().any(|&v| v))
+    };
+    let real: Vec<&PreparedScene> = data.train.iter().filter(has_tokens).collect();
+    let synthetic: Vec<&PreparedScene> = data.synthetic.iter().filter(has_tokens).collect();
+    if real.is_empty() && synthetic.is_empty() {
         return Err(TrainError::NoData);
     }
-    let (real, synthetic): (Vec<usize>, Vec<usize>) = (0..usable.len())
-        .partition(|&i| usable[i].scene.source != crate::scenario::SceneSource::Synthetic);
-    let ck_path = out_dir.join("reference.ckpt");
+    let real_scenes: Vec<crate::scenario::Scene> = real.iter().map(|p| p.scene.clone()).collect();
+    let sampler = SceneSampler::new(
+        &real_scenes,
+        synthetic.len(),
+        tc.real_fraction,
+        tc.balance_recordings,
+    );
+    let spec = RunSpec {
+        kind: CHECKPOINT_KIND,
+        file_stem: "reference",
+        curves_stem: "curves",
+        label: "train-ref",
+        total_steps: tc.steps as u64,
+        eval_every: tc.eval_every as u64,
+        series: &SERIES,
+        panels: &[
+            Panel {
+                title: "loss",
+                series: &["train_loss", "validation_nll"],
+            },
+            Panel {
+                title: "next-token accuracy",
+                series: &["train_accuracy", "validation_accuracy", "constvel_accuracy"],
+            },
+        ],
+        resumable_changes: &["train.steps", "train.eval_every"],
+    };
+    #[derive(Serialize)]
+    struct RunConfig<'a> {
+        model: &'a ReferenceConfig,
+        train: &'a TrainConfig,
+    }
+    let (mut run, resumed) = Run::start(
+        &spec,
+        options,
+        &RunConfig {
+            model: config,
+            train: tc,
+        },
+    )?;
     let mut model = ReferenceModel::<B>::new(config.clone(), vocab.clone(), device, tc.seed)
         .map_err(TrainError::Config)?;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(tc.weight_decay)
         .init::<B, ReferenceNet<B>>();
-    let mut step = 0usize;
-    let mut curves = Curves::new(&SERIES);
-    if resume && ck_path.exists() {
-        let ck = Checkpoint::read(&ck_path, CHECKPOINT_KIND)?;
-        let loaded = ReferenceModel::<B>::from_checkpoint(&ck, &ck_path, device)?;
-        if loaded.config != *config {
-            return Err(TrainError::Config(format!(
-                "{} was trained with config '{}', not '{}'",
-                ck_path.display(),
-                loaded.config.name,
-                config.name
-            )));
-        }
+    if let Some(r) = &resumed {
+        let path = run.checkpoint_path().to_path_buf();
+        let loaded = ReferenceModel::<B>::from_checkpoint(&r.checkpoint, &path, device)?;
         if loaded.vocab != *vocab {
             return Err(TrainError::Config(format!(
                 "{} uses another vocabulary",
-                ck_path.display()
+                path.display()
             )));
         }
         model.net = loaded.net;
-        if !ck.optimizer.is_empty() {
-            let rec = record_from_bytes::<B, _>(&ck.optimizer, device).map_err(|e| {
-                DataError::invalid(
-                    &ck_path,
-                    crate::error::Location::field(None, "optimizer"),
-                    e,
-                )
+        if !r.checkpoint.optimizer.is_empty() {
+            let rec = record_from_bytes::<B, _>(&r.checkpoint.optimizer, device).map_err(|e| {
+                DataError::invalid(&path, crate::error::Location::field(None, "optimizer"), e)
             })?;
             optim = optim.load_record(rec);
         }
-        if let Ok(extra) = serde_json::from_str::<Extra>(&ck.extra) {
-            curves = extra.curves;
-        }
-        step = ck.step as usize;
     }
     let params = model.num_params();
     let schedule = tc.schedule();
-    let start = Instant::now();
-    let first_step = step;
     let eval_model = |net: &ReferenceNet<B>| ReferenceModel::<B::InnerBackend> {
         net: net.valid(),
         config: config.clone(),
         vocab: vocab.clone(),
         device: device.clone(),
+        sampling: Sampling::default(),
     };
-    let base = baselines(heldout, vocab, tc.seed);
+    let base = baselines(&data.validation, vocab, tc.seed);
     let (mut loss_sum, mut acc_sum, mut count) = (0.0f64, 0.0f64, 0usize);
     let (mut last_loss, mut last_acc) = (f64::NAN, f64::NAN);
-    let mut heldout_stats = EvalStats::default();
     let (mut graph_seconds, mut compute_seconds, mut eval_seconds) = (0.0, 0.0, 0.0);
-    let save = |net: &ReferenceNet<B>,
-                optim_bytes: Vec<u8>,
-                step: usize,
-                curves: &Curves|
-     -> Result<(), TrainError> {
-        let m = ReferenceModel::<B> {
-            net: net.clone(),
-            config: config.clone(),
-            vocab: vocab.clone(),
-            device: device.clone(),
-        };
-        let extra = serde_json::to_string(&Extra {
-            train: tc.clone(),
-            curves: curves.clone(),
-        })
-        .map_err(|e| TrainError::Config(e.to_string()))?;
-        let mut ck = m
-            .to_checkpoint(step as u64, extra)
-            .map_err(TrainError::Config)?;
-        ck.optimizer = optim_bytes;
-        ck.write(&ck_path)?;
-        write_curves(out_dir, curves)?;
-        Ok(())
-    };
-    while step < tc.steps {
+    while !run.is_done() {
+        let step = run.step() as usize;
         let mut rng =
             ChaCha8Rng::seed_from_u64(tc.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let crops: Vec<(usize, Vec<crate::tokenized::TokenizedAgent>)> = (0..tc
-            .batch_scenes
-            .max(1))
-            .map(|_| {
-                let pool = if !real.is_empty()
-                    && (synthetic.is_empty() || rng.random_bool(tc.real_fraction.clamp(0.0, 1.0)))
-                {
-                    &real
-                } else {
-                    &synthetic
-                };
-                let i = pool[rng.random_range(0..pool.len())];
-                let agents = &usable[i].tokens.agents;
-                let centre = rng.random_range(0..agents.len());
-                (i, crop_agents(agents, centre, tc.max_agents))
-            })
-            .collect();
+        let crops: Vec<(&PreparedScene, Vec<crate::tokenized::TokenizedAgent>)> =
+            (0..tc.batch_scenes.max(1))
+                .filter_map(|_| {
+                    let scene = match sampler.draw(&mut rng)? {
+                        Drawn::Real(i) => real[i],
+                        Drawn::Synthetic(i) => synthetic[i],
+                    };
+                    let agents = &scene.tokens.agents;
+                    let centre = rng.random_range(0..agents.len());
+                    Some((scene, crop_agents(agents, centre, tc.max_agents)))
+                })
+                .collect();
         let worlds: Vec<WorldInput<'_>> = crops
             .iter()
-            .map(|(i, agents)| WorldInput::new(&usable[*i].map, agents, usable[*i].tokens.steps))
+            .map(|(s, agents)| WorldInput::new(&s.map, agents, s.tokens.steps))
             .collect();
         let t0 = Instant::now();
         let g = model.graph(&worlds);
         graph_seconds += t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        step += 1;
         if g.target_mask.iter().any(|&m| m > 0.0) {
             let tensors = GraphTensors::<B>::new(&g, device);
             let logits = model.net.forward(&tensors);
@@ -496,6 +554,12 @@ pub fn train<B: AutodiffBackend>(
                 tc.label_smoothing,
             );
             let loss_value = loss.clone().into_scalar().elem_f64();
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    loss: loss_value,
+                });
+            }
             let correct = pred
                 .iter()
                 .zip(&g.target)
@@ -504,59 +568,79 @@ pub fn train<B: AutodiffBackend>(
                 .count() as f64;
             let known: f64 = g.target_mask.iter().map(|&m| m as f64).sum();
             let mut grads = GradientsParams::from_grads(loss.backward(), &model.net);
-            clip_global_norm(&model.net, &mut grads, tc.clip_norm);
-            let lr = schedule.at(step - 1);
-            model.net = optim.step(lr, model.net, grads);
-            if loss_value.is_finite() {
-                loss_sum += loss_value;
-                acc_sum += correct / known.max(1.0);
-                count += 1;
+            let norm = clip_global_norm(&model.net, &mut grads, tc.clip_norm);
+            if !norm.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    loss: norm as f64,
+                });
             }
+            model.net = optim.step(schedule.at(step), model.net, grads);
+            loss_sum += loss_value;
+            acc_sum += correct / known.max(1.0);
+            count += 1;
         }
         compute_seconds += t1.elapsed().as_secs_f64();
-        crate::training::show_progress(progress, step, loss_sum, acc_sum, count);
-        if step.is_multiple_of(tc.eval_every.max(1)) || step == tc.steps {
+        let msg = if count > 0 {
+            format!(
+                "loss {:.3} acc {:.3}",
+                loss_sum / count as f64,
+                acc_sum / count as f64
+            )
+        } else {
+            String::new()
+        };
+        run.advance(1, &msg);
+        if run.is_eval_step() {
             let t2 = Instant::now();
             if count > 0 {
                 last_loss = loss_sum / count as f64;
                 last_acc = acc_sum / count as f64;
             }
             (loss_sum, acc_sum, count) = (0.0, 0.0, 0);
-            heldout_stats = evaluate(&eval_model(&model.net), heldout);
+            let val = evaluate(&eval_model(&model.net), &data.validation);
             let mut row = vec![
                 ("train_loss", last_loss),
                 ("train_accuracy", last_acc),
-                ("lr", schedule.at(step - 1)),
+                ("lr", schedule.at(step)),
             ];
-            if heldout_stats.targets > 0 {
-                row.push(("heldout_nll", heldout_stats.nll));
-                row.push(("heldout_accuracy", heldout_stats.accuracy));
+            if val.targets > 0 {
+                row.push(("validation_nll", val.nll));
+                row.push(("validation_accuracy", val.accuracy));
                 row.push(("constvel_accuracy", base.constant_velocity));
             }
-            curves.push(step as u64, &row);
+            run.record(&row);
+            if !module_is_finite(&model.net) {
+                return Err(RunError::NonFinite {
+                    what: "the reference model".into(),
+                }
+                .into());
+            }
             let optim_bytes =
                 record_to_bytes::<B, _>(optim.to_record()).map_err(TrainError::Config)?;
-            save(&model.net, optim_bytes, step, &curves)?;
+            let ck = model
+                .to_checkpoint(run.step(), String::new())
+                .map_err(TrainError::Config)?;
+            run.save(ck.config, ck.model, optim_bytes, &(), ck.files)?;
             eval_seconds += t2.elapsed().as_secs_f64();
         }
     }
-    if step == first_step {
-        // Nothing left to run (resumed at the end): still report the held-out numbers.
-        heldout_stats = evaluate(&eval_model(&model.net), heldout);
-    }
+    run.finish();
+    let final_model = eval_model(&model.net);
     Ok(TrainReport {
         params,
-        step,
-        steps_run: step - first_step,
-        seconds: start.elapsed().as_secs_f64(),
+        step: run.step() as usize,
+        steps_run: run.steps_this_run() as usize,
+        seconds: run.seconds(),
         graph_seconds,
         compute_seconds,
         eval_seconds,
         train_loss: last_loss,
         train_accuracy: last_acc,
-        heldout: heldout_stats,
-        baselines: base,
-        checkpoint: ck_path,
+        validation: evaluate(&final_model, &data.validation),
+        heldout: evaluate(&final_model, &data.heldout),
+        baselines: baselines(&data.heldout, vocab, tc.seed),
+        checkpoint: run.checkpoint_path().to_path_buf(),
     })
 }
 

@@ -15,6 +15,7 @@
 //! errors with the file, the record and the field. [`synthetic`] generates scenes.
 
 pub mod cache;
+pub mod dataset;
 pub mod gpudrive;
 pub mod interaction;
 pub mod load;

@@ -22,10 +22,8 @@
 //!
 //! The agents here: [`LogReplay`], [`ConstantVelocity`], [`LoggedTokens`] (each log
 //! tokenized with [`Vocabulary::encode`] and replayed: shows the vocabulary's error),
-//! [`RandomTokens`] and [`PolicyAgent`] (a weights blob).
-
-use std::fmt;
-use std::str::FromStr;
+//! [`RandomTokens`] and [`PolicyAgent`] (a weights blob). Command lines name them
+//! through the one registry, [`crate::eval::registry`].
 
 use rayon::prelude::*;
 use spacer_core::agent::AgentState;
@@ -361,6 +359,7 @@ pub struct PolicyAgent {
     file: PolicyFile,
     selection: Selection,
     seed: u64,
+    name: Option<String>,
     logits: Vec<f32>,
     values: Vec<f32>,
 }
@@ -372,9 +371,16 @@ impl PolicyAgent {
             file,
             selection,
             seed,
+            name: None,
             logits: Vec::new(),
             values: Vec::new(),
         }
+    }
+
+    /// The same agent under another name in reports.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Logits of the last decision, `[rows][actions]`.
@@ -390,7 +396,9 @@ impl PolicyAgent {
 
 impl SimAgent for PolicyAgent {
     fn name(&self) -> String {
-        format!("policy({})", self.file.origin().display())
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("policy({})", self.file.origin().display()))
     }
 
     fn observation(&self) -> Option<ObservationConfig> {
@@ -438,81 +446,6 @@ impl SimAgent for PolicyAgent {
                     .unwrap_or(Token::STILL);
                 *action = Action::Token { index, token };
                 Ok(())
-            })
-    }
-}
-
-/// The sim agents by name, for command lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SimAgentKind {
-    /// [`LogReplay`].
-    LogReplay,
-    /// [`ConstantVelocity`].
-    ConstantVelocity,
-    /// [`LoggedTokens`].
-    LoggedTokens,
-    /// [`RandomTokens`].
-    RandomTokens,
-    /// [`PolicyAgent`].
-    Policy,
-}
-
-impl SimAgentKind {
-    /// Every kind, in display order.
-    pub const ALL: [SimAgentKind; 5] = [
-        SimAgentKind::LogReplay,
-        SimAgentKind::ConstantVelocity,
-        SimAgentKind::LoggedTokens,
-        SimAgentKind::RandomTokens,
-        SimAgentKind::Policy,
-    ];
-
-    /// The command-line name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SimAgentKind::LogReplay => "log",
-            SimAgentKind::ConstantVelocity => "const-vel",
-            SimAgentKind::LoggedTokens => "logged-tokens",
-            SimAgentKind::RandomTokens => "random",
-            SimAgentKind::Policy => "policy",
-        }
-    }
-
-    /// Builds the agent. Token agents use `vocabulary`; the policy uses `policy`
-    /// (its own vocabulary travels in the blob) and samples with `selection`.
-    pub fn build(
-        self,
-        vocabulary: &Vocabulary,
-        policy: &PolicyFile,
-        selection: Selection,
-        seed: u64,
-    ) -> Box<dyn SimAgent> {
-        match self {
-            SimAgentKind::LogReplay => Box::new(LogReplay),
-            SimAgentKind::ConstantVelocity => Box::new(ConstantVelocity),
-            SimAgentKind::LoggedTokens => Box::new(LoggedTokens::new(vocabulary.clone())),
-            SimAgentKind::RandomTokens => Box::new(RandomTokens::new(vocabulary.clone(), seed)),
-            SimAgentKind::Policy => Box::new(PolicyAgent::new(policy.clone(), selection, seed)),
-        }
-    }
-}
-
-impl fmt::Display for SimAgentKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for SimAgentKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown sim agent {s:?}; one of {}", names.join(", "))
             })
     }
 }
@@ -593,14 +526,5 @@ mod tests {
                 assert_eq!(a.tokens, [0, 1, 2], "each decision saw the history so far");
             }
         }
-    }
-
-    #[test]
-    fn kinds_parse_by_name() {
-        for k in SimAgentKind::ALL {
-            assert_eq!(k.name().parse::<SimAgentKind>(), Ok(k));
-        }
-        let e = "bogus".parse::<SimAgentKind>().unwrap_err();
-        assert!(e.contains("const-vel"), "{e}");
     }
 }

@@ -83,7 +83,7 @@ mod tests;
 
 pub use agents::{
     Action, ConstantVelocity, DecisionBatch, LogReplay, LoggedTokens, PolicyAgent, RandomTokens,
-    SimAgent, SimAgentKind,
+    SimAgent,
 };
 pub use batch::{ObservationBatch, RowIndex};
 pub use config::{CollisionBehaviour, ControlSelection, SimConfig};

@@ -1,38 +1,26 @@
-//! What every hand-written training loop here shares: backends, the learning-rate
-//! schedule, global gradient-norm clipping, label-smoothed cross entropy, resumable
-//! checkpoints and loss / accuracy curves.
+//! What every training loop here shares: the run skeleton ([`run`]: output
+//! directory, resume, evaluation cadence, curves, progress, atomic checkpoints), the
+//! backend choice ([`backend`]), the learning-rate schedule, global gradient-norm
+//! clipping, label-smoothed cross entropy and finiteness checks.
 //!
-//! burn's `train` feature is not used (DESIGN.md section 5); the loops in
-//! [`crate::reference`] and [`crate::bc`] are written by hand on these pieces.
+//! burn's `train` feature is not used (docs/design.md, toolchain notes): the loops in
+//! [`crate::bc`], [`crate::reference`] and [`crate::ppo`] are written by hand on these
+//! pieces.
 
+pub mod backend;
 pub mod checkpoint;
 pub mod curves;
+pub mod run;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
-/// The CPU backend (ndarray, f32).
-pub type Cpu = burn::backend::NdArray<f32>;
-/// The CPU backend with automatic differentiation.
-pub type CpuTrain = burn::backend::Autodiff<Cpu>;
-/// burn's CUDA backend (feature `cuda`; needs libcuda and libnvrtc at run time).
+pub use backend::{BackendError, BackendJob, Cpu, CpuTrain, DeviceKind, cuda_probe, run_on};
 #[cfg(feature = "cuda")]
-pub type Gpu = burn::backend::Cuda<f32, i32>;
-/// The CUDA backend with automatic differentiation (feature `cuda`).
-#[cfg(feature = "cuda")]
-pub type GpuTrain = burn::backend::Autodiff<Gpu>;
-
-/// Where to train.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceKind {
-    /// burn's ndarray backend.
-    #[default]
-    Cpu,
-    /// burn's CUDA backend (build with `--features cuda`).
-    Cuda,
-}
+pub use backend::{Gpu, GpuTrain};
+pub use run::{Resumed, Run, RunError, RunOptions, RunSpec, RunState, ensure_finite};
 
 /// Linear warm-up to `peak`, then cosine decay to `peak * final_fraction` at `total`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -74,6 +62,25 @@ impl<B: Backend> ModuleVisitor<B> for Materialize {
 /// (different values): call this on a fresh module before cloning it.
 pub fn materialize<B: Backend, M: burn::module::Module<B>>(module: &M) {
     module.visit(&mut Materialize);
+}
+
+/// Counts parameters that are NaN or infinite.
+struct NonFinite {
+    count: usize,
+}
+
+impl<B: Backend> ModuleVisitor<B> for NonFinite {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let v = to_vec(param.val());
+        self.count += v.iter().filter(|x| !x.is_finite()).count();
+    }
+}
+
+/// True when every parameter of `module` is finite.
+pub fn module_is_finite<B: Backend, M: burn::module::Module<B>>(module: &M) -> bool {
+    let mut v = NonFinite { count: 0 };
+    module.visit(&mut v);
+    v.count == 0
 }
 
 /// Sums the squares of every gradient of `module`'s parameters.
@@ -210,23 +217,6 @@ pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-/// A stable 64-bit FNV-1a hash (for splits that must not change between runs or
-/// builds).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// Whether a scene belongs to the fixed held-out split: one in five scene ids, by
-/// their FNV-1a hash. Training never sees these scenes.
-pub fn is_held_out(scene_id: &str) -> bool {
-    fnv1a(scene_id.as_bytes()).is_multiple_of(5)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,13 +269,5 @@ mod tests {
         let after = clip_global_norm(&lin, &mut grads, 1.0);
         assert!((after - 1.0).abs() < 1e-3, "{after}");
         assert_eq!(lin.num_params(), 8);
-    }
-
-    #[test]
-    fn split_is_stable() {
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        let ids: Vec<String> = (0..1000).map(|i| format!("scene-{i}")).collect();
-        let held = ids.iter().filter(|s| is_held_out(s)).count();
-        assert!((150..250).contains(&held), "{held}");
     }
 }

@@ -25,6 +25,11 @@ use crate::metrics::{AgentScores, MetricsConfig, MetricsError, ScenarioFeatures,
 use crate::scenario::Scene;
 use crate::sim::{Rollout, SimAgent, SimConfig, SimError, Simulator};
 
+pub mod registry;
+pub mod report;
+
+pub use registry::{AgentOptions, AgentSource, AgentSpec, RegistryError, parse_specs};
+
 /// Errors of an evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -34,6 +39,9 @@ pub enum EvalError {
     /// The metrics refused.
     #[error("metrics: {0}")]
     Metrics(#[from] MetricsError),
+    /// An agent could not be built.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// Nothing could be scored.
     #[error("{0}")]
     Nothing(String),
@@ -287,6 +295,47 @@ pub fn events_table(runs: &[(&str, &EventRates)]) -> String {
         );
     }
     s
+}
+
+/// Evaluates every agent of `specs` on `scenes`, one after the other, each with a
+/// progress bar when `progress`; warnings about scenes that could not be scored go to
+/// stderr.
+///
+/// # Errors
+/// The first agent that cannot be built or evaluated.
+pub fn evaluate_specs(
+    specs: &[AgentSpec],
+    scenes: &[Arc<Scene>],
+    options: &AgentOptions,
+    config: &EvalConfig,
+    progress: bool,
+) -> Result<Vec<(String, AgentEvaluation)>, EvalError> {
+    let mut results = Vec::new();
+    for spec in specs {
+        let mut agent = spec.build(options, config.seed)?;
+        let bar = if progress {
+            indicatif::ProgressBar::new(scenes.len() as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>14} [{bar:30}] {pos}/{len} scenes {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(spec.name.clone());
+        let e = evaluate(&spec.name, scenes, agent.as_mut(), config, |n| {
+            bar.set_position(n as u64)
+        })?;
+        bar.finish_and_clear();
+        for (id, why) in &e.skipped {
+            eprintln!("warning: {}: scene {id} not scored: {why}", spec.name);
+        }
+        results.push((spec.name.clone(), e));
+    }
+    Ok(results)
 }
 
 #[cfg(test)]

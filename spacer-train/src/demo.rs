@@ -1,0 +1,220 @@
+//! The main job on embedded defaults (`spacer demo`): everything SPACeR needs, small
+//! enough for a laptop, ending in a closed-loop comparison on the held-out scenes.
+//!
+//! 1. The dataset: the shipped real scenes when present (WOMD, GPUDrive JSON,
+//!    INTERACTION under `../shared/data`, or the paths given) plus generated ones;
+//!    without real scenes, generated validation and held-out scenes stand in.
+//! 2. The vocabulary, built from the training scenes (cached).
+//! 3. A behaviour-cloned policy (the imitation baseline, width 64).
+//! 4. A short `nano` reference model (the anchor).
+//! 5. Every agent rolled out on the held-out scenes and scored with the WOSAC 2025
+//!    metrics: table, JSON, chart, and a render of one rollout.
+//!
+//! Each stage is the library function its own command runs (`spacer vocab build`,
+//! `spacer bc`, `spacer train-ref`, `spacer eval`), so any stage can be rerun alone at
+//! full size.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::bc::{BcConfig, clone_policy};
+use crate::eval::report::{Outputs, tables, write};
+use crate::eval::{AgentEvaluation, AgentOptions, AgentSpec, EvalConfig, evaluate_specs};
+use crate::metrics::MetricsConfig;
+use crate::reference::recipe::{Recipe, recipe_vocabulary, train_reference};
+use crate::render::{RenderOptions, render_to_file};
+use crate::scenario::Scene;
+use crate::scenario::dataset::{Dataset, DatasetConfig};
+use crate::sim::Simulator;
+use crate::training::{DeviceKind, RunOptions};
+
+/// What the demo does.
+#[derive(Clone, Debug)]
+pub struct DemoConfig {
+    /// Real scene paths (empty: synthetic only).
+    pub scenes: Vec<PathBuf>,
+    /// Synthetic training scenes.
+    pub synthetic: usize,
+    /// Behaviour-cloning steps.
+    pub bc_steps: usize,
+    /// Reference-model steps.
+    pub reference_steps: usize,
+    /// Rollouts per held-out scene.
+    pub rollouts: usize,
+    /// Seed of everything.
+    pub seed: u64,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            scenes: crate::paths::default_scene_paths(),
+            synthetic: 200,
+            bc_steps: 300,
+            reference_steps: 300,
+            rollouts: 8,
+            seed: 1,
+            out: PathBuf::from("out/demo"),
+        }
+    }
+}
+
+/// What the demo produced.
+#[derive(Debug)]
+pub struct DemoReport {
+    /// The held-out evaluation, per agent.
+    pub results: Vec<(String, AgentEvaluation)>,
+    /// Its configuration.
+    pub eval: EvalConfig,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs the demo, calling `log` with a line at each stage.
+///
+/// # Errors
+/// Any stage's error.
+pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<DemoReport> {
+    let out = &config.out;
+    std::fs::create_dir_all(out).map_err(|e| crate::error::DataError::io(out, e))?;
+    let dataset = Dataset::load(
+        &DatasetConfig::new(config.scenes.clone(), config.synthetic, config.seed),
+        true,
+    )?;
+    log(&format!("dataset: {}", dataset.summary()));
+
+    let mut recipe = Recipe::for_model("nano");
+    recipe.train.steps = config.reference_steps;
+    recipe.train.eval_every = (config.reference_steps / 3).max(1);
+    recipe.train.seed = config.seed;
+    let (vocab, source) = recipe_vocabulary(&recipe, &dataset, out)?;
+    log(&format!("vocabulary: {source:?}"));
+
+    let bc = BcConfig {
+        width: 64,
+        steps: config.bc_steps,
+        eval_every: (config.bc_steps / 4).max(1),
+        seed: config.seed,
+        ..BcConfig::default()
+    };
+    let bc_blob = out.join("bc/policy.spw");
+    log(&format!(
+        "behaviour cloning: width 64, {} steps -> {}",
+        bc.steps,
+        bc_blob.display()
+    ));
+    let (bc_report, _) = clone_policy(
+        &bc,
+        &dataset,
+        &vocab,
+        &RunOptions::new(out.join("bc")),
+        DeviceKind::Cpu,
+        Some(&bc_blob),
+    )?;
+    log(&format!(
+        "  held-out next-token accuracy {:.3} (NLL {:.3})",
+        bc_report.heldout.accuracy, bc_report.heldout.nll
+    ));
+
+    recipe.vocab = Some(match &source {
+        crate::vocab::VocabularySource::Given(p)
+        | crate::vocab::VocabularySource::Cached(p)
+        | crate::vocab::VocabularySource::Built(p) => p.clone(),
+    });
+    log(&format!(
+        "reference model: nano, {} steps -> {}",
+        recipe.train.steps,
+        out.join("reference").display()
+    ));
+    let r = train_reference(
+        &recipe,
+        &dataset,
+        &RunOptions::new(out.join("reference")),
+        DeviceKind::Cpu,
+    )?;
+    log(&format!(
+        "  held-out next-token accuracy {:.3} (NLL {:.3}; repeating the last motion {:.3})",
+        r.train.heldout.accuracy, r.train.heldout.nll, r.train.baselines.repeat_last_motion
+    ));
+
+    let specs: Vec<AgentSpec> = [
+        format!("bc=policy:{}", bc_blob.display()),
+        format!("reference=ref:{}", r.train.checkpoint.display()),
+        "const-vel".into(),
+        "log".into(),
+    ]
+    .iter()
+    .map(|s| s.parse())
+    .collect::<Result<_, _>>()?;
+    let scenes: Vec<Arc<Scene>> = dataset.held_out.iter().cloned().map(Arc::new).collect();
+    let eval = EvalConfig::new(
+        MetricsConfig::challenge_2025()?,
+        config.rollouts,
+        config.seed,
+    );
+    log(&format!(
+        "held-out evaluation: {} scenes x {} rollouts, agents {}",
+        scenes.len(),
+        config.rollouts,
+        specs
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut options = AgentOptions::new(vocab);
+    options.policy_selection = spacer_core::policy::Selection::Sample {
+        temperature: 1.0,
+        top_k: 0,
+    };
+    let results = evaluate_specs(&specs, &scenes, &options, &eval, true)?;
+    log(&tables(&results, &eval));
+    let mut files = write(
+        &results,
+        &eval,
+        &Outputs {
+            json: Some(out.join("heldout.json")),
+            chart: Some(out.join("heldout.png")),
+            submission: None,
+        },
+    )?;
+    if let Some(scene) = scenes.first() {
+        let path = out.join("bc-rollout.png");
+        render_rollout(scene, &specs[0], &options, eval.sim, config.seed, &path)?;
+        files.push(path);
+    }
+    Ok(DemoReport {
+        results,
+        eval,
+        files,
+    })
+}
+
+/// Draws 4 s into one rollout of `spec` on `scene`.
+fn render_rollout(
+    scene: &Arc<Scene>,
+    spec: &AgentSpec,
+    options: &AgentOptions,
+    sim: crate::sim::SimConfig,
+    seed: u64,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut simulator = Simulator::new(std::slice::from_ref(scene), sim)?;
+    let mut agent = spec.build(options, seed)?;
+    simulator.run(agent.as_mut(), seed)?;
+    if let Some(r) = simulator.rollouts().first() {
+        let mut drawn = (**scene).clone();
+        for (t, o) in drawn.tracks.iter_mut().zip(&r.objects) {
+            t.states.clone_from(&o.states);
+        }
+        let options = RenderOptions {
+            step: Some(scene.current_step + 40),
+            radius: Some(60.0),
+            ..RenderOptions::default()
+        };
+        render_to_file(&drawn, &options, path)?;
+    }
+    Ok(())
+}
