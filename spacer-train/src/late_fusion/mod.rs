@@ -14,6 +14,7 @@
 //! Every form is held to the core's forward pass by parity tests on real
 //! observations, so what is trained is what is deployed.
 
+pub mod native;
 pub mod net;
 
 use serde::{Deserialize, Serialize};

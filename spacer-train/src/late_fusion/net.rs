@@ -246,6 +246,94 @@ impl<B: Backend> LateFusion<B> {
         out
     }
 
+    /// The parameters of a network of any width, flat, in the layout order of
+    /// [`super::native::NativeLayout`] (at width 64 the core's).
+    pub fn to_flat_any_width(&self) -> Vec<f32> {
+        self.tensors().into_iter().flat_map(|(_, v)| v).collect()
+    }
+
+    /// A network of width `width` holding `params` in the order of
+    /// [`Self::to_flat_any_width`].
+    ///
+    /// # Errors
+    /// A message when the length does not fit.
+    pub fn from_flat_any_width(
+        dims: PolicyDims,
+        width: usize,
+        params: &[f32],
+        device: &B::Device,
+    ) -> Result<Self, String> {
+        let fresh = Self::new(dims, width, 0, device);
+        let shapes: Vec<usize> = fresh.tensors().iter().map(|(_, v)| v.len()).collect();
+        if shapes.iter().sum::<usize>() != params.len() {
+            return Err(format!(
+                "{} parameters, a width-{width} network has {}",
+                params.len(),
+                shapes.iter().sum::<usize>()
+            ));
+        }
+        let mut at = 0;
+        let mut next = |n: usize| {
+            let v = params[at..at + n].to_vec();
+            at += n;
+            v
+        };
+        let d = device;
+        let mat = |v: Vec<f32>, r: usize, c: usize| {
+            Param::from_tensor(Tensor::from_data(TensorData::new(v, [r, c]), d))
+        };
+        let vec1 = |v: Vec<f32>| {
+            let n = v.len();
+            Param::from_tensor(Tensor::from_data(TensorData::new(v, [n]), d))
+        };
+        let mut enc = |din: usize| -> Encoder<B> {
+            let l1w = mat(next(din * width), din, width);
+            let l1b = vec1(next(width));
+            let gamma = vec1(next(width));
+            let beta = vec1(next(width));
+            let l2w = mat(next(width * width), width, width);
+            let l2b = vec1(next(width));
+            let mut ln = LayerNormConfig::new(width)
+                .with_epsilon(LAYER_NORM_EPS as f64)
+                .init(d);
+            ln.gamma = gamma;
+            ln.beta = Some(beta);
+            Encoder {
+                l1: Linear {
+                    weight: l1w,
+                    bias: Some(l1b),
+                },
+                ln,
+                l2: Linear {
+                    weight: l2w,
+                    bias: Some(l2b),
+                },
+            }
+        };
+        let ego = enc(EGO_FEATURES);
+        let partner = enc(PARTNER_FEATURES);
+        let road = enc(ROAD_FEATURES);
+        let k = dims.actions();
+        let mut lin = |din: usize, dout: usize| Linear {
+            weight: mat(next(din * dout), din, dout),
+            bias: Some(vec1(next(dout))),
+        };
+        let fuse = lin(3 * width, 2 * width);
+        let actor = lin(2 * width, k);
+        let critic = lin(2 * width, 1);
+        Ok(Self {
+            ego,
+            partner,
+            road,
+            fuse,
+            actor,
+            critic,
+            width,
+            max_partners: dims.max_partners as usize,
+            max_road_segments: dims.max_road_segments as usize,
+        })
+    }
+
     /// The parameters in spacer-core's flat layout ([`ParamLayout`]), for a width-64
     /// network.
     ///
@@ -365,4 +453,46 @@ pub fn late_fusion_params(w: usize, actions: usize) -> usize {
         + actions
         + 2 * w
         + 1
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> LateFusion<B> {
+    /// The gradients of every parameter after `loss.backward()`, flat, in the order
+    /// of [`Self::to_flat_any_width`] (zeros where a parameter has none).
+    pub fn flat_grads(&self, grads: &B::Gradients) -> Vec<f32> {
+        fn g2<B: burn::tensor::backend::AutodiffBackend>(
+            p: &Param<Tensor<B, 2>>,
+            grads: &B::Gradients,
+        ) -> Vec<f32> {
+            let v = p.val();
+            let n = v.dims().iter().product();
+            v.grad(grads).map(to_vec).unwrap_or_else(|| vec![0.0; n])
+        }
+        fn g1<B: burn::tensor::backend::AutodiffBackend>(
+            p: &Param<Tensor<B, 1>>,
+            grads: &B::Gradients,
+        ) -> Vec<f32> {
+            let v = p.val();
+            let n = v.dims()[0];
+            v.grad(grads).map(to_vec).unwrap_or_else(|| vec![0.0; n])
+        }
+        let mut out = Vec::new();
+        let lin = |l: &Linear<B>, out: &mut Vec<f32>| {
+            out.extend(g2(&l.weight, grads));
+            if let Some(b) = &l.bias {
+                out.extend(g1(b, grads));
+            }
+        };
+        for e in [&self.ego, &self.partner, &self.road] {
+            lin(&e.l1, &mut out);
+            out.extend(g1(&e.ln.gamma, grads));
+            if let Some(b) = &e.ln.beta {
+                out.extend(g1(b, grads));
+            }
+            lin(&e.l2, &mut out);
+        }
+        for l in [&self.fuse, &self.actor, &self.critic] {
+            lin(l, &mut out);
+        }
+        out
+    }
 }
