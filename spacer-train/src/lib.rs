@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod paths;
 pub mod plot;
 pub mod policy_file;
+pub mod ppo;
 pub mod reference;
 pub mod render;
 pub mod scenario;

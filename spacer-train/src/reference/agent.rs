@@ -21,7 +21,7 @@ use burn::tensor::backend::Backend;
 use spacer_core::geometry::Pose;
 use spacer_core::math::Rng;
 use spacer_core::policy::{Selection, select};
-use spacer_core::tokenizer::Token;
+use spacer_core::tokenizer::{Token, Vocabulary};
 
 use super::graph::WorldInput;
 use super::map::MapTokens;
@@ -99,63 +99,70 @@ impl<B: Backend> ReferenceAgent<B> {
     pub fn model(&self) -> &ReferenceModel<B> {
         &self.model
     }
+}
 
-    /// The model's input for `world` at decision step `t` (its agents, in track
-    /// order, and for each the track it stands for).
-    fn history(&self, world: &World, t: usize) -> (Vec<TokenizedAgent>, Vec<usize>) {
-        let scene = world.scene();
-        let vocab = &self.model.vocab;
-        let t0 = scene.current_step / 2;
-        let mut agents = Vec::new();
-        let mut tracks = Vec::new();
-        for (i, track) in scene.tracks.iter().enumerate() {
-            let Some(kind) = track.object_type.agent_kind() else {
-                continue;
-            };
-            let traj = world.trajectory(i);
-            let grid = |t: usize| traj.get(2 * t).filter(|s| s.valid).map(logged_pose);
-            let mut a = TokenizedAgent {
-                track: i,
-                kind,
-                length: 0.0,
-                width: 0.0,
-                poses: vec![Pose::IDENTITY; t + 1],
-                pose_valid: vec![false; t + 1],
-                tokens: vec![0; t + 1],
-                token_valid: vec![false; t + 1],
-            };
-            let Some(first) = traj.iter().find(|s| s.valid) else {
-                continue;
-            };
-            a.length = first.length;
-            a.width = first.width;
-            for s in 0..=t {
-                if let Some(p) = grid(s) {
-                    a.poses[s] = p;
-                    a.pose_valid[s] = true;
-                }
+/// A centralized model's input for `world` at decision step `t`: every vehicle,
+/// pedestrian and cyclist of the scene (controlled or replaying its log), in track
+/// order, with its poses on the 5 Hz grid from the world's trajectory, and its
+/// tokens: the ones a controlled agent executed, and for everything else (the logged
+/// history, replayed objects) the token that best moves the object from each grid
+/// pose to the next. Returns the agents and, for each, the track it stands for.
+pub fn world_history(
+    world: &World,
+    vocab: &Vocabulary,
+    t: usize,
+) -> (Vec<TokenizedAgent>, Vec<usize>) {
+    let scene = world.scene();
+    let t0 = scene.current_step / 2;
+    let mut agents = Vec::new();
+    let mut tracks = Vec::new();
+    for (i, track) in scene.tracks.iter().enumerate() {
+        let Some(kind) = track.object_type.agent_kind() else {
+            continue;
+        };
+        let traj = world.trajectory(i);
+        let grid = |t: usize| traj.get(2 * t).filter(|s| s.valid).map(logged_pose);
+        let mut a = TokenizedAgent {
+            track: i,
+            kind,
+            length: 0.0,
+            width: 0.0,
+            poses: vec![Pose::IDENTITY; t + 1],
+            pose_valid: vec![false; t + 1],
+            tokens: vec![0; t + 1],
+            token_valid: vec![false; t + 1],
+        };
+        let Some(first) = traj.iter().find(|s| s.valid) else {
+            continue;
+        };
+        a.length = first.length;
+        a.width = first.width;
+        for s in 0..=t {
+            if let Some(p) = grid(s) {
+                a.poses[s] = p;
+                a.pose_valid[s] = true;
             }
-            let executed = world.slot_of(i).map(|slot| world.tokens(slot));
-            for s in 0..t {
-                let from_sim = executed.and_then(|e| s.checked_sub(t0).and_then(|d| e.get(d)));
-                match from_sim {
-                    Some(&tok) if tok != NO_TOKEN => {
-                        a.tokens[s] = tok;
+        }
+        let executed = world.slot_of(i).map(|slot| world.tokens(slot));
+        for s in 0..t {
+            let from_sim = executed.and_then(|e| s.checked_sub(t0).and_then(|d| e.get(d)));
+            match from_sim {
+                Some(&tok) if tok != NO_TOKEN => {
+                    a.tokens[s] = tok;
+                    a.token_valid[s] = true;
+                }
+                _ => {
+                    if let (Some(p), Some(q)) = (grid(s), grid(s + 1)) {
+                        a.tokens[s] = vocab.nearest(kind, p, q).0;
                         a.token_valid[s] = true;
                     }
-                    _ => {
-                        if let (Some(p), Some(q)) = (grid(s), grid(s + 1)) {
-                            a.tokens[s] = vocab.nearest(kind, p, q).0;
-                            a.token_valid[s] = true;
-                        }
-                    }
                 }
             }
-            agents.push(a);
-            tracks.push(i);
         }
-        (agents, tracks)
+        agents.push(a);
+        tracks.push(i);
     }
+    (agents, tracks)
 }
 
 impl<B: Backend> SimAgent for ReferenceAgent<B>
@@ -190,8 +197,11 @@ where
             return Ok(());
         };
         let t = first.step() / 2;
-        let histories: Vec<(Vec<TokenizedAgent>, Vec<usize>)> =
-            batch.worlds.iter().map(|w| self.history(w, t)).collect();
+        let histories: Vec<(Vec<TokenizedAgent>, Vec<usize>)> = batch
+            .worlds
+            .iter()
+            .map(|w| world_history(w, &self.model.vocab, t))
+            .collect();
         let maps: Vec<Arc<MapTokens>> = batch
             .worlds
             .iter()

@@ -287,7 +287,7 @@ pub struct SceneSampler {
 }
 
 /// Which scene a [`SceneSampler`] drew.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Drawn {
     /// Index into the real training scenes.
     Real(usize),

@@ -33,9 +33,25 @@ pub enum CollisionBehaviour {
     Remove,
 }
 
+/// What happens to a controlled agent that reaches its goal (GPUDrive's
+/// `goal_behaviour`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GoalBehaviour {
+    /// The event is recorded and the agent carries on (evaluation).
+    #[default]
+    Continue,
+    /// The agent freezes where it is for the rest of the episode.
+    Stop,
+    /// The agent is taken out of the scene from the next step on (its episode is
+    /// over).
+    Remove,
+}
+
 /// The simulator's settings. [`SimConfig::default`] is GPUDrive's / SPACeR's setup:
-/// 64 controlled agents, 80 simulated steps, collisions ignored, true box sizes,
-/// goals within 2 m, no goal dropout, GPUDrive's observation layout.
+/// 64 controlled agents, 80 simulated steps, collisions ignored, agents carry on
+/// after their goal, true box sizes, goals within 2 m, no goal dropout, GPUDrive's
+/// observation layout.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {
     /// Largest number of controlled agents per world. Candidates beyond it replay
@@ -50,6 +66,9 @@ pub struct SimConfig {
     pub sim_steps: usize,
     /// Response to a collision or a road-edge contact.
     pub collision_behaviour: CollisionBehaviour,
+    /// Response to reaching the goal.
+    #[serde(default)]
+    pub goal_behaviour: GoalBehaviour,
     /// Scale of the boxes used for collisions, road-edge contacts and observed sizes
     /// (GPUDrive shrinks them to 0.7; 1.0 keeps the true sizes, which the metrics
     /// always use). The output trajectories always hold the true sizes.
@@ -82,6 +101,7 @@ impl Default for SimConfig {
             control: ControlSelection::AllValid,
             sim_steps: 80,
             collision_behaviour: CollisionBehaviour::Ignore,
+            goal_behaviour: GoalBehaviour::Continue,
             box_scale: 1.0,
             goal_radius: 2.0,
             goal_dropout: 0.0,

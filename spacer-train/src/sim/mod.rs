@@ -86,7 +86,7 @@ pub use agents::{
     SimAgent,
 };
 pub use batch::{ObservationBatch, RowIndex};
-pub use config::{CollisionBehaviour, ControlSelection, SimConfig};
+pub use config::{CollisionBehaviour, ControlSelection, GoalBehaviour, SimConfig};
 pub use rollout::{AgentRecord, Events, NO_TOKEN, Rollout, SimulatedObject};
 pub use scene_index::SceneIndex;
 pub use simulator::{RunStats, Simulator};

@@ -81,8 +81,8 @@ impl Simulator {
     pub fn new(scenes: &[Arc<Scene>], config: SimConfig) -> Result<Self, SimError> {
         config.validate()?;
         let mut indexes: Vec<Arc<SceneIndex>> = Vec::new();
-        let mut worlds = Vec::with_capacity(scenes.len());
-        for (w, scene) in scenes.iter().enumerate() {
+        let mut per_world = Vec::with_capacity(scenes.len());
+        for scene in scenes {
             let index = match indexes.iter().find(|i| Arc::ptr_eq(i.scene_arc(), scene)) {
                 Some(i) => Arc::clone(i),
                 None => {
@@ -91,8 +91,23 @@ impl Simulator {
                     i
                 }
             };
-            worlds.push(World::new(index, w, &config));
+            per_world.push(index);
         }
+        Self::from_indexes(&per_world, config)
+    }
+
+    /// One world per entry of `indexes`, built earlier with the same `config` (so
+    /// that a trainer drawing scenes batch after batch reuses their spatial indexes).
+    ///
+    /// # Errors
+    /// [`SimError::Config`] for a bad config.
+    pub fn from_indexes(indexes: &[Arc<SceneIndex>], config: SimConfig) -> Result<Self, SimError> {
+        config.validate()?;
+        let worlds: Vec<World> = indexes
+            .iter()
+            .enumerate()
+            .map(|(w, index)| World::new(Arc::clone(index), w, &config))
+            .collect();
         let rows = RowIndex::new(worlds.iter().map(World::num_agents));
         Ok(Self {
             actions: vec![Action::Hold; rows.len()],

@@ -13,7 +13,7 @@ use spacer_core::math::Rng;
 use spacer_core::observation::{EgoView, ObservationConfig, PartnerView, build};
 
 use super::agents::Action;
-use super::config::{CollisionBehaviour, ControlSelection, SimConfig};
+use super::config::{CollisionBehaviour, ControlSelection, GoalBehaviour, SimConfig};
 use super::grid::ObjectGrid;
 use super::rollout::{AgentRecord, Events, NO_TOKEN, Rollout, SimulatedObject};
 use super::scene_index::SceneIndex;
@@ -69,6 +69,7 @@ pub struct World {
     box_scale: f32,
     goal_radius: f32,
     behaviour: CollisionBehaviour,
+    goal_behaviour: GoalBehaviour,
     pose: Vec<Pose>,
     velocity: Vec<Vec2>,
     /// True box length and width at the current step.
@@ -130,6 +131,7 @@ impl World {
             box_scale: config.box_scale,
             goal_radius: config.goal_radius,
             behaviour: config.collision_behaviour,
+            goal_behaviour: config.goal_behaviour,
             pose: vec![Pose::IDENTITY; n],
             velocity: vec![Vec2::ZERO; n],
             size: vec![(0.0, 0.0); n],
@@ -355,6 +357,16 @@ impl World {
                     a.halted_at = Some(t);
                 }
             }
+            if ev.contains(Events::GOAL_REACHED)
+                && a.halt == Halt::Active
+                && self.goal_behaviour != GoalBehaviour::Continue
+            {
+                a.halt = match self.goal_behaviour {
+                    GoalBehaviour::Stop => Halt::Stopped,
+                    _ => Halt::Removed,
+                };
+                a.halted_at = Some(t);
+            }
         }
     }
 
@@ -533,6 +545,22 @@ impl World {
     pub fn is_acting(&self, slot: usize) -> bool {
         let a = &self.agents[slot];
         a.halt == Halt::Active && self.present[a.track]
+    }
+
+    /// The step at which agent `slot` was stopped or removed (by a collision, a
+    /// road-edge contact or its goal), if it was.
+    pub fn halted_at(&self, slot: usize) -> Option<usize> {
+        self.agents[slot].halted_at
+    }
+
+    /// The first step at which agent `slot` was within its goal radius, if any.
+    pub fn first_goal(&self, slot: usize) -> Option<usize> {
+        self.agents[slot].first_goal
+    }
+
+    /// Whether agent `slot`'s goal is shown in its observations this episode.
+    pub fn goal_visible(&self, slot: usize) -> bool {
+        self.agents[slot].goal_visible
     }
 
     /// Slot of track `i`, if it is controlled.
