@@ -292,6 +292,12 @@ pub(crate) fn golden_rollouts(
         .scenario_rollouts
         .remove(0),
         "logged" => super::ScenarioRollouts::logged(scene),
+        "noise_large" | "sdc_go" => super::rollouts::read_submission(&crate::paths::shared_data(
+            format!("wosac/637f20cafde22ff8_{which}_submission.binproto"),
+        ))
+        .unwrap()
+        .scenario_rollouts
+        .remove(0),
         other => panic!("{other}"),
     }
 }
@@ -488,5 +494,178 @@ fn the_gpudrive_json_copy_of_the_scene_scores_nearly_the_same() {
             1e-4
         };
         assert!((got - w).abs() <= tol, "{name}: {got} vs official {w}");
+    }
+}
+
+/// A golden `[samples][objects]` (or `[objects]`) boolean array, flattened.
+fn golden_bools(v: &Value) -> Vec<bool> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<bool>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Bool(b) => out.push(*b),
+            other => panic!("not a boolean: {other}"),
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+/// Compares the per-object flags and log-likelihoods of the Bernoulli features with
+/// the official intermediate values of golden file `which`; returns the number of
+/// values compared.
+fn check_per_object(which: &str, g: &Value, ours: &ScenarioFeatures) -> usize {
+    let po = &g["per_object"];
+    let ids: Vec<i64> = po["object_id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert_eq!(ours.log.object_id, ids, "{which}: evaluated objects");
+    let log = super::EventIndications::of(ours, false);
+    let sim = super::EventIndications::of(ours, true);
+    let cfg = config("challenge_2025_sim_agents");
+    let mut n = 0;
+    for (name, feature, ours_log, ours_sim) in [
+        (
+            "collision",
+            Feature::CollisionIndication,
+            &log.collision,
+            &sim.collision,
+        ),
+        (
+            "offroad",
+            Feature::OffroadIndication,
+            &log.offroad,
+            &sim.offroad,
+        ),
+        (
+            "traffic_light_violation",
+            Feature::TrafficLightViolation,
+            &log.traffic_light_violation,
+            &sim.traffic_light_violation,
+        ),
+    ] {
+        let want_sim = golden_bools(&po[format!("sim_{name}_indication")]);
+        let want_log = golden_bools(&po[format!("log_{name}_indication")]);
+        assert_eq!(ours_sim, &want_sim, "{which}: sim_{name}_indication");
+        assert_eq!(ours_log, &want_log, "{which}: log_{name}_indication");
+        let ll = super::likelihood::log_likelihood_per_object(
+            cfg.feature(feature).unwrap(),
+            ours_log,
+            ours_sim,
+        )
+        .unwrap();
+        let key = if name == "traffic_light_violation" {
+            "traffic_light_violation_log_likelihood".to_string()
+        } else {
+            format!("{name}_indication_log_likelihood")
+        };
+        for (o, want) in po[&key].as_array().unwrap().iter().enumerate() {
+            let want = want.as_f64().unwrap();
+            assert!(
+                (ll[o] - want).abs() <= 1e-4,
+                "{which}: {key}[{o}] = {}, official {want}",
+                ll[o]
+            );
+        }
+        n += want_sim.len() + want_log.len() + ll.len();
+    }
+    if let Some(rate) = po.get("sim_traffic_light_violation_indication_for_rate") {
+        assert_eq!(
+            sim.traffic_light_violation_any_type,
+            golden_bools(rate),
+            "{which}: sim_traffic_light_violation_indication_for_rate"
+        );
+        n += sim.traffic_light_violation_any_type.len();
+    }
+    n
+}
+
+#[test]
+fn red_light_cases_match_the_official_scores_and_flags() {
+    let scene = golden_scene_raw();
+    for which in ["noise_large", "sdc_go"] {
+        let g = golden(which);
+        let ours = ScenarioFeatures::compute(&scene, &golden_rollouts(which, &scene)).unwrap();
+        let flags = check_per_object(which, &g, &ours);
+        let scores = check_all_configs(which, &g, &ours);
+        assert!(scores >= 2 * 24, "{which}: only {scores} scores compared");
+        eprintln!("{which}: {flags} per-object values and {scores} scores compared");
+    }
+}
+
+#[test]
+fn sdc_go_violations_match_the_official_ones_at_every_step() {
+    let scene = golden_scene_raw();
+    let g = golden("sdc_go");
+    let po = &g["per_object"];
+    let ours = ScenarioFeatures::compute(&scene, &golden_rollouts("sdc_go", &scene)).unwrap();
+    let mut bad = Vec::new();
+    for (side, ours_side, key) in [
+        ("sim", &ours.sim, "sim_traffic_light_violation_per_step"),
+        ("log", &ours.log, "log_traffic_light_violation_per_step"),
+    ] {
+        let want = bools3(&po[key]);
+        let got = &ours_side.traffic_light_violation_per_step;
+        assert_eq!(
+            (got.n_samples, got.n_objects, got.n_steps),
+            (want.n_samples, want.n_objects, want.n_steps),
+            "{side} shape"
+        );
+        for s in 0..got.n_samples {
+            for o in 0..got.n_objects {
+                for t in 0..got.n_steps {
+                    if got.get(s, o, t) != want.get(s, o, t) {
+                        bad.push(format!(
+                            "{side}[{s}][{o}][{t}] (step {}): ours {}",
+                            t + 11,
+                            got.get(s, o, t)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(ours.log.valid, bools3(&po["log_valid"]), "log validity");
+    assert!(
+        bad.is_empty(),
+        "{} steps differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    // The official finding: the car crosses lane 455's stop line in every rollout but
+    // is counted in 14 of them, at the steps listed per rollout.
+    for (r, steps) in po["sdc_violation_feature_indices_per_rollout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let want: Vec<usize> = steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        let o = ours
+            .sim
+            .object_id
+            .iter()
+            .position(|&id| id == 2406)
+            .unwrap();
+        let got: Vec<usize> = ours
+            .sim
+            .traffic_light_violation_per_step
+            .series(r, o)
+            .iter()
+            .enumerate()
+            .filter_map(|(t, &v)| v.then_some(t))
+            .collect();
+        assert_eq!(
+            got, want,
+            "rollout {r}: violation steps of the self-driving car"
+        );
     }
 }

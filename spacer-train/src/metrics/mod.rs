@@ -50,7 +50,9 @@ pub use config::{Feature, MetricsConfig};
 pub use features::{MetricFeatures, ScenarioFeatures};
 pub use report::{AgentScores, MetricsReport};
 pub use rollouts::{JointScene, ScenarioRollouts, SimulatedTrajectory, Submission};
-pub use scene::{SimAgentMetrics, SimAgentsBucketedMetrics, average_metrics, score_features};
+pub use scene::{
+    EventIndications, SimAgentMetrics, SimAgentsBucketedMetrics, average_metrics, score_features,
+};
 
 use crate::error::DataError;
 use crate::scenario::Scene;
