@@ -669,3 +669,65 @@ fn sdc_go_violations_match_the_official_ones_at_every_step() {
         );
     }
 }
+
+#[test]
+fn sdc_go_nearest_lanes_and_stop_line_crossings_match_the_official_ones() {
+    use super::features::traffic_light::TrafficLights;
+    let scene = golden_scene_raw();
+    let g = golden("sdc_go");
+    let po = &g["per_object"];
+    let rollouts = golden_rollouts("sdc_go", &scene);
+    let lights = TrafficLights::from_scene(&scene, scene.num_steps());
+    let sdc = scene.sdc_index.unwrap();
+    assert_eq!(scene.tracks[sdc].id, 2406);
+    let c = scene.current_step;
+    let nearest = po["sdc_nearest_lane_id_per_step"].as_array().unwrap();
+    let crossings = po["sdc_stop_line_crossings"].as_array().unwrap();
+    let mut compared = 0;
+    for (r, js) in rollouts.joint_scenes.iter().enumerate() {
+        let t = js
+            .trajectories
+            .iter()
+            .find(|t| t.object_id == 2406)
+            .unwrap();
+        let hist = &scene.tracks[sdc].states[..=c];
+        let x: Vec<f32> = hist
+            .iter()
+            .map(|s| s.x)
+            .chain(t.x.iter().copied())
+            .collect();
+        let y: Vec<f32> = hist
+            .iter()
+            .map(|s| s.y)
+            .chain(t.y.iter().copied())
+            .collect();
+        let valid: Vec<bool> = hist
+            .iter()
+            .map(|s| s.valid)
+            .chain(std::iter::repeat_n(true, t.x.len()))
+            .collect();
+        for (j, want) in nearest[r].as_array().unwrap().iter().enumerate() {
+            let got = lights.current_lane([x[c + 1 + j], y[c + 1 + j]]);
+            assert_eq!(got, want.as_i64(), "rollout {r}, step {}", c + 1 + j);
+            compared += 1;
+        }
+        let mut got = lights.red_crossings(&x, &y, &valid);
+        got.retain(|&(step, _, _)| step > c);
+        got.sort();
+        let mut want: Vec<(usize, i64, bool)> = crossings
+            .iter()
+            .filter(|k| k["rollout"].as_u64() == Some(r as u64))
+            .map(|k| {
+                (
+                    k["scenario_step"].as_u64().unwrap() as usize,
+                    k["signal_lane_id"].as_i64().unwrap(),
+                    k["counted_as_violation"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "rollout {r}: stop-line crossings");
+        compared += want.len();
+    }
+    assert_eq!(compared, 32 * 80 + 192);
+}

@@ -270,6 +270,59 @@ impl TrafficLights {
         Some((obj_t, stop_t))
     }
 
+    /// The official current lane at `p`: the id of the surface-street lane with the
+    /// nearest (mirrored, padded) segment, the first of equally near ones. `None` in a
+    /// scene without such lanes.
+    pub fn current_lane(&self, p: [f32; 2]) -> Option<i64> {
+        let mut best = (f32::INFINITY, None);
+        for lane in &self.lanes {
+            if lane.bound(p) > best.0 {
+                continue;
+            }
+            let d = lane.distance(p);
+            if d < best.0 {
+                best = (d, Some(lane.id));
+            }
+        }
+        best.1
+    }
+
+    /// Whether the object crossed signal `k`'s stop point from `prev` (step t-1) to
+    /// `p` (step t): behind the stop point on the fence of t-1, ahead of it on the
+    /// fence of t. False where the signal's lane is unknown or no fence was computed.
+    fn crossed(&self, k: usize, t: usize, prev: [f32; 2], p: [f32; 2]) -> bool {
+        match (self.along_fence(k, t - 1, prev), self.along_fence(k, t, p)) {
+            (Some((before, stop_before)), Some((after, stop_after))) => {
+                before < stop_before && after > stop_after
+            }
+            _ => false,
+        }
+    }
+
+    /// Every stop-line crossing of one object at a step where the signal is red:
+    /// `(step, signal lane id, counted)`, counted when the object is valid and its
+    /// current lane is the signal's lane (a violation).
+    ///
+    /// # Shapes
+    /// As [`TrafficLights::violations`].
+    pub fn red_crossings(&self, x: &[f32], y: &[f32], valid: &[bool]) -> Vec<(usize, i64, bool)> {
+        let mut out = Vec::new();
+        for t in 1..x.len() {
+            for (k, sig) in self.signals.iter().enumerate() {
+                let Some(li) = sig.lane else { continue };
+                if t >= sig.states.len() || !is_stop_state(sig.states[t]) {
+                    continue;
+                }
+                let p = [x[t], y[t]];
+                if self.crossed(k, t, [x[t - 1], y[t - 1]], p) {
+                    let counted = valid[t] && self.is_current_lane(li, p);
+                    out.push((t, self.lanes[li].id, counted));
+                }
+            }
+        }
+        out
+    }
+
     /// Violation flags of one object over all steps.
     ///
     /// # Shapes
@@ -282,21 +335,13 @@ impl TrafficLights {
             if !valid[t] {
                 continue;
             }
+            let p = [x[t], y[t]];
             for (k, sig) in self.signals.iter().enumerate() {
                 let Some(li) = sig.lane else { continue };
                 if t >= sig.states.len() || !is_stop_state(sig.states[t]) {
                     continue;
                 }
-                let (Some((before, stop_before)), Some((after, stop_after))) = (
-                    self.along_fence(k, t - 1, [x[t - 1], y[t - 1]]),
-                    self.along_fence(k, t, [x[t], y[t]]),
-                ) else {
-                    continue;
-                };
-                if !(before < stop_before && after > stop_after) {
-                    continue;
-                }
-                if self.is_current_lane(li, [x[t], y[t]]) {
+                if self.crossed(k, t, [x[t - 1], y[t - 1]], p) && self.is_current_lane(li, p) {
                     out[t] = true;
                     break;
                 }
