@@ -41,6 +41,8 @@ pub mod features;
 #[cfg(test)]
 mod golden_tests;
 pub mod likelihood;
+#[cfg(test)]
+mod red_light_tests;
 pub mod report;
 pub mod rollouts;
 pub mod scene;
