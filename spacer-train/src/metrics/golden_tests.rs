@@ -1,11 +1,20 @@
 //! Golden tests against the official metric code's output for scene 637f20cafde22ff8
-//! (`wosac/golden/*.json`, computed by waymo-open-dataset at commit 99a4cb3): the
-//! constant-velocity submission and the logged future as a single rollout, under the
-//! 2025, 2024, test and test-dependent-timesteps configs.
+//! (`wosac/golden/*.json`, computed by waymo-open-dataset: commit 99a4cb3, and the
+//! PyPI wheel 1.6.7 for `sdc_go`, which reproduces the constant-velocity file exactly):
+//! - `constvel` (32 constant-velocity rollouts) and `logged` (the logged future as one
+//!   rollout), under the 2025, 2024, legacy 2023, test and test-dependent-timesteps
+//!   configs: every score, and every per-object, per-step feature array;
+//! - `noise_large` (the logged future with 1.5 m / 0.1 rad of noise per step, 32
+//!   rollouts) and `sdc_go` (the self-driving car, parked in the log, drives straight
+//!   across its intersection at 4-8 m/s, 32 rollouts), under 2025 and 2024: every score
+//!   and bucket, the per-object collision, off-road and red-light flags and their
+//!   log-likelihoods, and for `sdc_go` the per-step red-light arrays of every evaluated
+//!   object, the car's current lane at every step and every stop line it crosses
+//!   (counted or not).
 //!
 //! Two levels: the scores from the golden feature arrays (estimators, masks and
-//! aggregation alone), and — once the WOMD reader is available — the features
-//! themselves from the scene and the rollouts.
+//! aggregation alone), and the features themselves from the scene and the rollouts.
+//! Run: `cargo test -p spacer-train --lib metrics::golden_tests`.
 
 use std::path::Path;
 

@@ -27,9 +27,18 @@
 //!   and the fence of step t-1 is the one of the stop point at t-1.
 //!
 //! Only surface-street lanes (`LaneCenter.TYPE_SURFACE_STREET`) with at least two
-//! points take part. A scene without such lanes or without signals has no violations
-//! (the official code raises an error instead; see the module docs of
-//! [`crate::metrics`]).
+//! points take part. A scene without such lanes, or without signals, has no
+//! violations. So does the official code for a scene whose signal states are all
+//! empty (a dummy signal in state `UNKNOWN` stands in); for a scene without
+//! surface-street lanes (freeways) or without any signal-state step, the release at
+//! waymo-open-dataset commit 508fb26 raises `Missing lanes.` / `Missing traffic
+//! signals.`, and the fix its maintainers announced in waymo-open-dataset issue #919
+//! scores no violations there, as here.
+//!
+//! Every rule is pinned by the golden tests (the per-step arrays, current lanes and
+//! stop-line crossings of the shipped `sdc_go` case) and by the red-light regression
+//! scenes, which check this module against a literal transcription of the official
+//! computation.
 
 use std::collections::HashMap;
 
