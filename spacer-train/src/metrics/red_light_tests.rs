@@ -227,7 +227,7 @@ fn the_literal_official_computation_reproduces_the_official_sdc_go_arrays() {
 // Scenes and vehicles.
 // ---------------------------------------------------------------------------------
 
-fn lane<'a>(scene: &'a Scene, id: i64) -> &'a MapFeature {
+fn lane(scene: &Scene, id: i64) -> &MapFeature {
     scene.map.iter().find(|f| f.id == id).unwrap()
 }
 
