@@ -1,7 +1,9 @@
 //! The WOSAC metrics of one real scene (637f20cafde22ff8: 50 simulated objects, 4
 //! evaluated) with the shipped 32-rollout constant-velocity submission: features,
 //! scoring, and both, on all cores and on one; and of the densest shipped scene
-//! (ee519cf571686d19: 84 simulated objects, 5 evaluated) with 32 log-replay rollouts.
+//! (ee519cf571686d19: 84 simulated objects, 5 evaluated) with 32 log-replay rollouts;
+//! and the features of the shipped `sdc_go` submission (the self-driving car crosses
+//! stop lines in every rollout, so the red-light current-lane search runs).
 //!
 //! Run: `cargo bench --bench metrics`.
 
@@ -43,6 +45,15 @@ fn metrics(c: &mut Criterion) {
         .expect("thread pool");
     g.bench_function("features_and_score_2025_one_thread", |b| {
         b.iter(|| one.install(|| score_scenario(&config, &scene, &rollouts).expect("score")))
+    });
+    let sdc_go = read_submission(&shared_data(
+        "wosac/637f20cafde22ff8_sdc_go_submission.binproto",
+    ))
+    .expect("shipped submission")
+    .scenario_rollouts
+    .remove(0);
+    g.bench_function("features_sdc_go", |b| {
+        b.iter(|| ScenarioFeatures::compute(&scene, &sdc_go).expect("features"))
     });
     g.finish();
 

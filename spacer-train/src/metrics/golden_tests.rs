@@ -1,11 +1,20 @@
 //! Golden tests against the official metric code's output for scene 637f20cafde22ff8
-//! (`wosac/golden/*.json`, computed by waymo-open-dataset at commit 99a4cb3): the
-//! constant-velocity submission and the logged future as a single rollout, under the
-//! 2025, 2024, test and test-dependent-timesteps configs.
+//! (`wosac/golden/*.json`, computed by waymo-open-dataset: commit 99a4cb3, and the
+//! PyPI wheel 1.6.7 for `sdc_go`, which reproduces the constant-velocity file exactly):
+//! - `constvel` (32 constant-velocity rollouts) and `logged` (the logged future as one
+//!   rollout), under the 2025, 2024, legacy 2023, test and test-dependent-timesteps
+//!   configs: every score, and every per-object, per-step feature array;
+//! - `noise_large` (the logged future with 1.5 m / 0.1 rad of noise per step, 32
+//!   rollouts) and `sdc_go` (the self-driving car, parked in the log, drives straight
+//!   across its intersection at 4-8 m/s, 32 rollouts), under 2025 and 2024: every score
+//!   and bucket, the per-object collision, off-road and red-light flags and their
+//!   log-likelihoods, and for `sdc_go` the per-step red-light arrays of every evaluated
+//!   object, the car's current lane at every step and every stop line it crosses
+//!   (counted or not).
 //!
 //! Two levels: the scores from the golden feature arrays (estimators, masks and
-//! aggregation alone), and — once the WOMD reader is available — the features
-//! themselves from the scene and the rollouts.
+//! aggregation alone), and the features themselves from the scene and the rollouts.
+//! Run: `cargo test -p spacer-train --lib metrics::golden_tests`.
 
 use std::path::Path;
 
@@ -292,6 +301,12 @@ pub(crate) fn golden_rollouts(
         .scenario_rollouts
         .remove(0),
         "logged" => super::ScenarioRollouts::logged(scene),
+        "noise_large" | "sdc_go" => super::rollouts::read_submission(&crate::paths::shared_data(
+            format!("wosac/637f20cafde22ff8_{which}_submission.binproto"),
+        ))
+        .unwrap()
+        .scenario_rollouts
+        .remove(0),
         other => panic!("{other}"),
     }
 }
@@ -489,4 +504,239 @@ fn the_gpudrive_json_copy_of_the_scene_scores_nearly_the_same() {
         };
         assert!((got - w).abs() <= tol, "{name}: {got} vs official {w}");
     }
+}
+
+/// A golden `[samples][objects]` (or `[objects]`) boolean array, flattened.
+fn golden_bools(v: &Value) -> Vec<bool> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<bool>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Bool(b) => out.push(*b),
+            other => panic!("not a boolean: {other}"),
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+/// Compares the per-object flags and log-likelihoods of the Bernoulli features with
+/// the official intermediate values of golden file `which`; returns the number of
+/// values compared.
+fn check_per_object(which: &str, g: &Value, ours: &ScenarioFeatures) -> usize {
+    let po = &g["per_object"];
+    let ids: Vec<i64> = po["object_id"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
+    assert_eq!(ours.log.object_id, ids, "{which}: evaluated objects");
+    let log = super::EventIndications::of(ours, false);
+    let sim = super::EventIndications::of(ours, true);
+    let cfg = config("challenge_2025_sim_agents");
+    let mut n = 0;
+    for (name, feature, ours_log, ours_sim) in [
+        (
+            "collision",
+            Feature::CollisionIndication,
+            &log.collision,
+            &sim.collision,
+        ),
+        (
+            "offroad",
+            Feature::OffroadIndication,
+            &log.offroad,
+            &sim.offroad,
+        ),
+        (
+            "traffic_light_violation",
+            Feature::TrafficLightViolation,
+            &log.traffic_light_violation,
+            &sim.traffic_light_violation,
+        ),
+    ] {
+        let want_sim = golden_bools(&po[format!("sim_{name}_indication")]);
+        let want_log = golden_bools(&po[format!("log_{name}_indication")]);
+        assert_eq!(ours_sim, &want_sim, "{which}: sim_{name}_indication");
+        assert_eq!(ours_log, &want_log, "{which}: log_{name}_indication");
+        let ll = super::likelihood::log_likelihood_per_object(
+            cfg.feature(feature).unwrap(),
+            ours_log,
+            ours_sim,
+        )
+        .unwrap();
+        let key = if name == "traffic_light_violation" {
+            "traffic_light_violation_log_likelihood".to_string()
+        } else {
+            format!("{name}_indication_log_likelihood")
+        };
+        for (o, want) in po[&key].as_array().unwrap().iter().enumerate() {
+            let want = want.as_f64().unwrap();
+            assert!(
+                (ll[o] - want).abs() <= 1e-4,
+                "{which}: {key}[{o}] = {}, official {want}",
+                ll[o]
+            );
+        }
+        n += want_sim.len() + want_log.len() + ll.len();
+    }
+    if let Some(rate) = po.get("sim_traffic_light_violation_indication_for_rate") {
+        assert_eq!(
+            sim.traffic_light_violation_any_type,
+            golden_bools(rate),
+            "{which}: sim_traffic_light_violation_indication_for_rate"
+        );
+        n += sim.traffic_light_violation_any_type.len();
+    }
+    n
+}
+
+#[test]
+fn red_light_cases_match_the_official_scores_and_flags() {
+    let scene = golden_scene_raw();
+    for which in ["noise_large", "sdc_go"] {
+        let g = golden(which);
+        let ours = ScenarioFeatures::compute(&scene, &golden_rollouts(which, &scene)).unwrap();
+        let flags = check_per_object(which, &g, &ours);
+        let scores = check_all_configs(which, &g, &ours);
+        assert!(scores >= 2 * 24, "{which}: only {scores} scores compared");
+        eprintln!("{which}: {flags} per-object values and {scores} scores compared");
+    }
+}
+
+#[test]
+fn sdc_go_violations_match_the_official_ones_at_every_step() {
+    let scene = golden_scene_raw();
+    let g = golden("sdc_go");
+    let po = &g["per_object"];
+    let ours = ScenarioFeatures::compute(&scene, &golden_rollouts("sdc_go", &scene)).unwrap();
+    let mut bad = Vec::new();
+    for (side, ours_side, key) in [
+        ("sim", &ours.sim, "sim_traffic_light_violation_per_step"),
+        ("log", &ours.log, "log_traffic_light_violation_per_step"),
+    ] {
+        let want = bools3(&po[key]);
+        let got = &ours_side.traffic_light_violation_per_step;
+        assert_eq!(
+            (got.n_samples, got.n_objects, got.n_steps),
+            (want.n_samples, want.n_objects, want.n_steps),
+            "{side} shape"
+        );
+        for s in 0..got.n_samples {
+            for o in 0..got.n_objects {
+                for t in 0..got.n_steps {
+                    if got.get(s, o, t) != want.get(s, o, t) {
+                        bad.push(format!(
+                            "{side}[{s}][{o}][{t}] (step {}): ours {}",
+                            t + 11,
+                            got.get(s, o, t)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(ours.log.valid, bools3(&po["log_valid"]), "log validity");
+    assert!(
+        bad.is_empty(),
+        "{} steps differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    // The official finding: the car crosses lane 455's stop line in every rollout but
+    // is counted in 14 of them, at the steps listed per rollout.
+    for (r, steps) in po["sdc_violation_feature_indices_per_rollout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let want: Vec<usize> = steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        let o = ours
+            .sim
+            .object_id
+            .iter()
+            .position(|&id| id == 2406)
+            .unwrap();
+        let got: Vec<usize> = ours
+            .sim
+            .traffic_light_violation_per_step
+            .series(r, o)
+            .iter()
+            .enumerate()
+            .filter_map(|(t, &v)| v.then_some(t))
+            .collect();
+        assert_eq!(
+            got, want,
+            "rollout {r}: violation steps of the self-driving car"
+        );
+    }
+}
+
+#[test]
+fn sdc_go_nearest_lanes_and_stop_line_crossings_match_the_official_ones() {
+    use super::features::traffic_light::TrafficLights;
+    let scene = golden_scene_raw();
+    let g = golden("sdc_go");
+    let po = &g["per_object"];
+    let rollouts = golden_rollouts("sdc_go", &scene);
+    let lights = TrafficLights::from_scene(&scene, scene.num_steps());
+    let sdc = scene.sdc_index.unwrap();
+    assert_eq!(scene.tracks[sdc].id, 2406);
+    let c = scene.current_step;
+    let nearest = po["sdc_nearest_lane_id_per_step"].as_array().unwrap();
+    let crossings = po["sdc_stop_line_crossings"].as_array().unwrap();
+    let mut compared = 0;
+    for (r, js) in rollouts.joint_scenes.iter().enumerate() {
+        let t = js
+            .trajectories
+            .iter()
+            .find(|t| t.object_id == 2406)
+            .unwrap();
+        let hist = &scene.tracks[sdc].states[..=c];
+        let x: Vec<f32> = hist
+            .iter()
+            .map(|s| s.x)
+            .chain(t.x.iter().copied())
+            .collect();
+        let y: Vec<f32> = hist
+            .iter()
+            .map(|s| s.y)
+            .chain(t.y.iter().copied())
+            .collect();
+        let valid: Vec<bool> = hist
+            .iter()
+            .map(|s| s.valid)
+            .chain(std::iter::repeat_n(true, t.x.len()))
+            .collect();
+        for (j, want) in nearest[r].as_array().unwrap().iter().enumerate() {
+            let got = lights.current_lane([x[c + 1 + j], y[c + 1 + j]]);
+            assert_eq!(got, want.as_i64(), "rollout {r}, step {}", c + 1 + j);
+            compared += 1;
+        }
+        let mut got = lights.red_crossings(&x, &y, &valid);
+        got.retain(|&(step, _, _)| step > c);
+        got.sort();
+        let mut want: Vec<(usize, i64, bool)> = crossings
+            .iter()
+            .filter(|k| k["rollout"].as_u64() == Some(r as u64))
+            .map(|k| {
+                (
+                    k["scenario_step"].as_u64().unwrap() as usize,
+                    k["signal_lane_id"].as_i64().unwrap(),
+                    k["counted_as_violation"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "rollout {r}: stop-line crossings");
+        compared += want.len();
+    }
+    assert_eq!(compared, 32 * 80 + 192);
 }

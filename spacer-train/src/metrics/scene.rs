@@ -314,7 +314,7 @@ fn exp_masked_mean(ll: &[f64], mask: &[bool]) -> f64 {
 }
 
 /// Per (sample, object): does `flags` hold at any step where the log is valid and
-/// `extra` allows the object?
+/// `allow` admits the object? `[samples][objects]`, flattened sample-major.
 fn ever(
     flags: &FeatureArray<bool>,
     log_valid: &FeatureArray<bool>,
@@ -333,6 +333,55 @@ fn ever(
         }
     }
     out
+}
+
+/// The per-object "ever" flags the Bernoulli likelihoods and the event rates are
+/// computed from (the official intermediate values), for one side of a
+/// [`ScenarioFeatures`].
+///
+/// # Shapes
+/// Every field is `[samples][objects]`, flattened sample-major (one sample for the log,
+/// one per rollout for simulations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventIndications {
+    /// A collision at some logged valid step.
+    pub collision: Vec<bool>,
+    /// Off-road at some logged valid step.
+    pub offroad: Vec<bool>,
+    /// A red-light violation at some logged valid step, vehicles only (the flag of the
+    /// likelihood).
+    pub traffic_light_violation: Vec<bool>,
+    /// The same for every object type (the flag of the simulated violation rate).
+    pub traffic_light_violation_any_type: Vec<bool>,
+}
+
+impl EventIndications {
+    /// The flags of the logged future (`sim = false`) or of the rollouts (`sim =
+    /// true`) of `features`; steps count where the log is valid.
+    pub fn of(features: &ScenarioFeatures, sim: bool) -> Self {
+        let log = &features.log;
+        let side = if sim { &features.sim } else { &features.log };
+        let is_vehicle: Vec<bool> = log
+            .object_type
+            .iter()
+            .map(|t| *t == ObjectType::Vehicle)
+            .collect();
+        let all = |_: usize| true;
+        Self {
+            collision: ever(&side.collision_per_step, &log.valid, all),
+            offroad: ever(&side.offroad_per_step, &log.valid, all),
+            traffic_light_violation: ever(
+                &side.traffic_light_violation_per_step,
+                &log.valid,
+                |o| is_vehicle[o],
+            ),
+            traffic_light_violation_any_type: ever(
+                &side.traffic_light_violation_per_step,
+                &log.valid,
+                all,
+            ),
+        }
+    }
 }
 
 /// Scores a scene's features under `config`.
@@ -435,28 +484,26 @@ pub fn score_features(
     };
     let rate = |s: &[bool]| s.iter().filter(|&&b| b).count() as f64 / s.len() as f64;
 
-    let all = |_: usize| true;
-    let log_coll = ever(&log.collision_per_step, &log.valid, all);
-    let sim_coll = ever(&sim.collision_per_step, &log.valid, all);
-    m.collision_indication_likelihood =
-        indicator(Feature::CollisionIndication, &log_coll, &sim_coll)?;
-    m.simulated_collision_rate = rate(&sim_coll);
-
-    let log_off = ever(&log.offroad_per_step, &log.valid, all);
-    let sim_off = ever(&sim.offroad_per_step, &log.valid, all);
-    m.offroad_indication_likelihood = indicator(Feature::OffroadIndication, &log_off, &sim_off)?;
-    m.simulated_offroad_rate = rate(&sim_off);
-
-    let vehicles = |o: usize| is_vehicle[o];
-    let log_tl = ever(&log.traffic_light_violation_per_step, &log.valid, vehicles);
-    let sim_tl = ever(&sim.traffic_light_violation_per_step, &log.valid, vehicles);
-    m.traffic_light_violation_likelihood =
-        indicator(Feature::TrafficLightViolation, &log_tl, &sim_tl)?;
-    m.simulated_traffic_light_violation_rate = rate(&ever(
-        &sim.traffic_light_violation_per_step,
-        &log.valid,
-        all,
-    ));
+    let log_flags = EventIndications::of(features, false);
+    let sim_flags = EventIndications::of(features, true);
+    m.collision_indication_likelihood = indicator(
+        Feature::CollisionIndication,
+        &log_flags.collision,
+        &sim_flags.collision,
+    )?;
+    m.simulated_collision_rate = rate(&sim_flags.collision);
+    m.offroad_indication_likelihood = indicator(
+        Feature::OffroadIndication,
+        &log_flags.offroad,
+        &sim_flags.offroad,
+    )?;
+    m.simulated_offroad_rate = rate(&sim_flags.offroad);
+    m.traffic_light_violation_likelihood = indicator(
+        Feature::TrafficLightViolation,
+        &log_flags.traffic_light_violation,
+        &sim_flags.traffic_light_violation,
+    )?;
+    m.simulated_traffic_light_violation_rate = rate(&sim_flags.traffic_light_violation_any_type);
 
     let ade = &sim.average_displacement_error.data;
     m.average_displacement_error = ade.iter().map(|&v| v as f64).sum::<f64>() / ade.len() as f64;
