@@ -271,24 +271,25 @@ impl MetricsConfig {
         Ok(config)
     }
 
-    /// The 2024 challenge configuration shipped in the shared data
-    /// (`wosac/challenge_2024_config.textproto`).
+    /// The official 2024 challenge configuration, compiled in
+    /// (`spacer-train/configs/wosac/challenge_2024_config.textproto`, a copy of
+    /// waymo-open-dataset's).
     ///
     /// # Errors
-    /// When the file is missing or malformed.
+    /// Never for the embedded text (a test parses it).
     pub fn challenge_2024() -> Result<Self, DataError> {
-        let mut c = Self::from_path(&crate::paths::shared_data(CHALLENGE_2024))?;
+        let mut c = Self::parse(EMBEDDED_2024, Path::new(CHALLENGE_2024))?;
         c.name = "2024".into();
         Ok(c)
     }
 
-    /// The 2025 sim agents challenge configuration shipped in the shared data
-    /// (`wosac/challenge_2025_sim_agents_config.textproto`).
+    /// The official 2025 sim agents challenge configuration, compiled in
+    /// (`spacer-train/configs/wosac/challenge_2025_sim_agents_config.textproto`).
     ///
     /// # Errors
-    /// When the file is missing or malformed.
+    /// Never for the embedded text (a test parses it).
     pub fn challenge_2025() -> Result<Self, DataError> {
-        let mut c = Self::from_path(&crate::paths::shared_data(CHALLENGE_2025))?;
+        let mut c = Self::parse(EMBEDDED_2025, Path::new(CHALLENGE_2025))?;
         c.name = "2025".into();
         Ok(c)
     }
@@ -306,6 +307,12 @@ impl MetricsConfig {
         }
     }
 }
+
+/// The official 2024 configuration's text, compiled in.
+pub const EMBEDDED_2024: &str = include_str!("../../configs/wosac/challenge_2024_config.textproto");
+/// The official 2025 configuration's text, compiled in.
+pub const EMBEDDED_2025: &str =
+    include_str!("../../configs/wosac/challenge_2025_sim_agents_config.textproto");
 
 /// The shipped 2024 configuration, relative to the shared data directory.
 pub const CHALLENGE_2024: &str = "wosac/challenge_2024_config.textproto";
@@ -662,6 +669,17 @@ mod tests {
 
     fn parse(text: &str) -> Result<MetricsConfig, DataError> {
         MetricsConfig::parse(text, Path::new("test.textproto"))
+    }
+
+    #[test]
+    fn embedded_configs_are_the_official_files() {
+        for (embedded, rel) in [
+            (EMBEDDED_2024, CHALLENGE_2024),
+            (EMBEDDED_2025, CHALLENGE_2025),
+        ] {
+            let shipped = std::fs::read_to_string(crate::paths::shared_data(rel)).unwrap();
+            assert_eq!(embedded, shipped, "the compiled-in copy of {rel} drifted");
+        }
     }
 
     #[test]

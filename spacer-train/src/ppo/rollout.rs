@@ -19,7 +19,7 @@ use spacer_core::tokenizer::{Token, Vocabulary};
 
 use super::config::RewardSection;
 use crate::late_fusion::native::PackedBatch;
-use crate::sim::{Action, Events, SimError, Simulator, derive_seed};
+use crate::sim::{Action, Events, SimError, Simulator, World, derive_seed};
 
 /// No next sample (the agent's episode ended).
 pub const NO_NEXT: u32 = u32::MAX;
@@ -223,24 +223,9 @@ pub fn collect(
         );
         let world = &worlds[w];
         let cur = world.index().current_step();
-        let (t0, t1) = (cur + 2 * d + 1, cur + 2 * d + 2);
-        let events = world.events(s);
-        let window = events
-            .get(t0..=t1.min(events.len().saturating_sub(1)))
-            .unwrap_or(&[]);
-        let mut r = 0.0f32;
-        if world.first_goal(s).is_some_and(|g| (t0..=t1).contains(&g)) {
-            r += rewards.goal;
-        }
-        if window.iter().any(|e| e.contains(Events::COLLISION)) {
-            r += rewards.collision;
-        }
-        if window.iter().any(|e| e.contains(Events::OFFROAD)) {
-            r += rewards.offroad;
-        }
+        let (r, done) = decision_outcome(world, s, d, decisions, rewards);
         exp.task_rewards[i] = r;
-        let halted = world.halted_at(s).is_some_and(|h| h <= t1);
-        exp.dones[i] = halted || d + 1 == decisions || exp.next[i] == NO_NEXT;
+        exp.dones[i] = done || exp.next[i] == NO_NEXT;
         let row = sim.rows().row(w, s);
         let st = &mut exp.episodes;
         if !seen[row] {
@@ -256,6 +241,40 @@ pub fn collect(
     }
     exp.rewards = exp.task_rewards.clone();
     Ok(exp)
+}
+
+/// The task reward of agent `slot`'s decision `decision` (of `decisions`) in
+/// `world`, once the world has simulated the decision's two steps, and whether the
+/// agent's episode ended there (stopped or removed by its goal or a collision, or
+/// the last decision). See the module docs for the reward.
+pub fn decision_outcome(
+    world: &World,
+    slot: usize,
+    decision: usize,
+    decisions: usize,
+    rewards: &RewardSection,
+) -> (f32, bool) {
+    let cur = world.index().current_step();
+    let (t0, t1) = (cur + 2 * decision + 1, cur + 2 * decision + 2);
+    let events = world.events(slot);
+    let window = events
+        .get(t0.min(events.len())..(t1 + 1).min(events.len()))
+        .unwrap_or(&[]);
+    let mut r = 0.0f32;
+    if world
+        .first_goal(slot)
+        .is_some_and(|g| (t0..=t1).contains(&g))
+    {
+        r += rewards.goal;
+    }
+    if window.iter().any(|e| e.contains(Events::COLLISION)) {
+        r += rewards.collision;
+    }
+    if window.iter().any(|e| e.contains(Events::OFFROAD)) {
+        r += rewards.offroad;
+    }
+    let halted = world.halted_at(slot).is_some_and(|h| h <= t1);
+    (r, halted || decision + 1 >= decisions)
 }
 
 /// Generalised advantage estimation over each agent's chain of samples: returns
