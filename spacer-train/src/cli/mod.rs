@@ -12,6 +12,7 @@ pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod metrics;
+pub mod train;
 pub mod train_ref;
 pub mod vocab;
 
@@ -35,6 +36,9 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Build or evaluate the motion-token vocabulary.
     Vocab(vocab::VocabArgs),
+    /// Self-play PPO anchored to the reference model (SPACeR), or the PPO and HR-PPO
+    /// baselines.
+    Train(train::TrainArgs),
     /// Train the reference motion model.
     TrainRef(train_ref::TrainRefArgs),
     /// Behaviour cloning of the late-fusion policy from logged tokens.
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Info(a) => info::run(a),
         Command::Vocab(a) => vocab::run(a),
+        Command::Train(a) => train::run(a),
         Command::TrainRef(a) => train_ref::run(a),
         Command::Bc(a) => bc::run(a),
         Command::Bench(a) => bench::run(a),

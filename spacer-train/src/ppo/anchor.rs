@@ -60,10 +60,10 @@ pub struct Reference<B: Backend> {
 }
 
 impl<B: Backend> Reference<B> {
-    /// Wraps a model.
+    /// Wraps a model, inferring with its native CPU pass.
     pub fn new(model: ReferenceModel<B>) -> Self {
         Self {
-            model,
+            model: model.with_native(),
             maps: HashMap::new(),
         }
     }

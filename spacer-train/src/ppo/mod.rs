@@ -38,7 +38,10 @@ pub mod rollout;
 pub mod train;
 
 pub use config::{LearnerKind, Method, PpoConfig};
-pub use train::{Control, HeldOut, PpoError, PpoReport, Timing, TrainInputs, train};
+pub use train::{
+    AnchorFiles, Control, HeldOut, PpoError, PpoReport, Timing, TrainInputs, train,
+    train_with_files,
+};
 
 #[cfg(test)]
 mod tests;

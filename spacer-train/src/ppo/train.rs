@@ -611,3 +611,67 @@ fn cuda_learner(dims: PolicyDims, init: Vec<f32>) -> Result<Box<dyn Learner>, Pp
 fn cuda_learner(_: PolicyDims, _: Vec<f32>) -> Result<Box<dyn Learner>, PpoError> {
     Err(BackendError::CudaNotBuilt.into())
 }
+
+/// The files a run reads besides its scenes.
+#[derive(Clone, Debug, Default)]
+pub struct AnchorFiles {
+    /// A reference checkpoint (`spacer train-ref`): SPACeR's anchor; its vocabulary
+    /// is the policy's.
+    pub reference: Option<PathBuf>,
+    /// A behaviour-cloned checkpoint of width 128 (`spacer bc --width 128`): HR-PPO's
+    /// anchor.
+    pub bc: Option<PathBuf>,
+    /// A vocabulary file, when neither checkpoint gives one.
+    pub vocab: Option<PathBuf>,
+}
+
+/// Loads the anchors `config` needs from `files`, then trains (see [`train`]).
+///
+/// # Errors
+/// [`PpoError`]: unreadable or mismatched files, and whatever [`train`] reports.
+pub fn train_with_files(
+    config: &PpoConfig,
+    files: &AnchorFiles,
+    dataset: &Dataset,
+    options: &RunOptions,
+    device: DeviceKind,
+) -> Result<PpoReport, PpoError> {
+    let reference = match (&files.reference, config.needs_reference()) {
+        (Some(p), true) => Some(ReferenceModel::<Cpu>::load(p, &Default::default())?),
+        _ => None,
+    };
+    let bc = match (&files.bc, config.needs_bc()) {
+        (Some(p), true) => {
+            let (net, shape, vocab) = crate::bc::load::<Cpu>(p, &Default::default())?;
+            let params = net.to_flat_any_width();
+            let native = NativeNet::new(shape.width, shape.dims, params)
+                .map_err(|e| PpoError::Config(format!("{}: {e}", p.display())))?;
+            Some((native, vocab))
+        }
+        _ => None,
+    };
+    let vocab = match (&reference, &bc, &files.vocab) {
+        (Some(r), _, _) => r.vocab.clone(),
+        (None, Some((_, v)), _) => v.clone(),
+        (None, None, given) => crate::vocab::read_or_grid(given.as_deref())?,
+    };
+    if let Some((_, v)) = &bc
+        && *v != vocab
+    {
+        return Err(PpoError::Config(
+            "the cloned policy was trained with another vocabulary than the reference's".into(),
+        ));
+    }
+    train(
+        config,
+        TrainInputs {
+            dataset,
+            vocab,
+            reference,
+            bc: bc.map(|(n, _)| n),
+        },
+        options,
+        device,
+        Control::default(),
+    )
+}

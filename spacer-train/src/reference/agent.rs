@@ -69,7 +69,7 @@ impl<B: Backend> ReferenceAgent<B> {
         seed: u64,
         device: &B::Device,
     ) -> Result<Self, crate::DataError> {
-        let model = ReferenceModel::load(path, device)?;
+        let model = ReferenceModel::load(path, device)?.with_native();
         let sampling = sampling.unwrap_or(model.sampling);
         Ok(Self::new(
             model,

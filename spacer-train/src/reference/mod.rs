@@ -28,6 +28,7 @@ pub mod agent;
 pub mod graph;
 pub mod map;
 pub mod model;
+pub mod native;
 pub mod recipe;
 pub mod train;
 
@@ -247,6 +248,9 @@ pub struct ReferenceModel<B: Backend> {
     pub device: B::Device,
     /// How it samples as a sim agent by default (chosen on the validation split).
     pub sampling: Sampling,
+    /// The CPU inference pass of the same weights ([`Self::with_native`]); when set,
+    /// [`Self::score`] and [`Self::next_logits`] use it instead of burn.
+    pub native: Option<std::sync::Arc<native::NativeReference>>,
 }
 
 impl<B: Backend> Clone for ReferenceModel<B> {
@@ -257,6 +261,7 @@ impl<B: Backend> Clone for ReferenceModel<B> {
             vocab: self.vocab.clone(),
             device: self.device.clone(),
             sampling: self.sampling,
+            native: self.native.clone(),
         }
     }
 }
@@ -290,6 +295,7 @@ impl<B: Backend> ReferenceModel<B> {
             vocab,
             device: device.clone(),
             sampling: Sampling::default(),
+            native: None,
         })
     }
 
@@ -303,9 +309,46 @@ impl<B: Backend> ReferenceModel<B> {
         build_graph(worlds, &self.vocab, &self.config.graph)
     }
 
-    /// Logits `[agent_nodes, K]` of a graph.
+    /// Logits `[agent_nodes, K]` of a graph (burn).
     pub fn logits(&self, g: &GraphBatch) -> Tensor<B, 2> {
         self.net.forward(&GraphTensors::new(g, &self.device))
+    }
+
+    /// The same model, inferring with the native CPU pass
+    /// ([`native::NativeReference`], several times faster than burn's ndarray
+    /// backend); the weights are copied once.
+    pub fn with_native(mut self) -> Self {
+        self.native = Some(std::sync::Arc::new(native::NativeReference::new(
+            self.net.plain(),
+        )));
+        self
+    }
+
+    /// Logits `[agent_nodes * K]` of a graph, row-major: native when
+    /// [`Self::with_native`] was called, else burn.
+    pub fn logits_vec(&self, g: &GraphBatch) -> Vec<f32> {
+        match &self.native {
+            Some(n) => n.logits(g),
+            None => to_vec(self.logits(g)),
+        }
+    }
+
+    /// Log-softmax of [`Self::logits_vec`].
+    pub fn log_probs_vec(&self, g: &GraphBatch) -> Vec<f32> {
+        match &self.native {
+            Some(n) => {
+                let mut l = n.logits(g);
+                let k = self.vocab.len().max(1);
+                for row in l.chunks_exact_mut(k) {
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let z: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+                    let lz = z.ln() + max;
+                    row.iter_mut().for_each(|v| *v -= lz);
+                }
+                l
+            }
+            None => to_vec(log_softmax(self.logits(g), 1)),
+        }
     }
 
     /// log pi_ref for every agent, decision step and token of `worlds`, in one
@@ -329,7 +372,7 @@ impl<B: Backend> ReferenceModel<B> {
         if g.agent_nodes == 0 {
             return out;
         }
-        let logp = to_vec(log_softmax(self.logits(&g), 1));
+        let logp = self.log_probs_vec(&g);
         for (wi, w) in worlds.iter().enumerate() {
             for ai in 0..w.agents.len() {
                 for t in w.first..w.steps {
@@ -398,7 +441,7 @@ impl<B: Backend> ReferenceModel<B> {
         let g = self.graph(&cut);
         let k = self.vocab.len();
         let logits = if g.agent_nodes > 0 {
-            to_vec(self.logits(&g))
+            self.logits_vec(&g)
         } else {
             Vec::new()
         };

@@ -377,3 +377,172 @@ impl<B: Backend> ReferenceNet<B> {
         logits + prior * gain
     }
 }
+
+/// The network's weights as plain data, for the native inference pass
+/// ([`super::native`]).
+pub mod plain {
+    /// A linear layer: `y = x w + b`, `w` input-major `[d_in, d_out]`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Lin {
+        /// Weights `[d_in * d_out]`.
+        pub w: Vec<f32>,
+        /// Bias `[d_out]`.
+        pub b: Vec<f32>,
+        /// Inputs.
+        pub d_in: usize,
+        /// Outputs.
+        pub d_out: usize,
+    }
+
+    /// A LayerNorm: gain and shift.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Norm {
+        /// Gain.
+        pub gamma: Vec<f32>,
+        /// Shift.
+        pub beta: Vec<f32>,
+    }
+
+    /// Linear -> LayerNorm -> ReLU -> Linear.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Mlp {
+        /// First layer.
+        pub l1: Lin,
+        /// Its norm.
+        pub ln: Norm,
+        /// Second layer.
+        pub l2: Lin,
+    }
+
+    /// A pre-norm attention block with its feed-forward layer.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Block {
+        /// Query norm.
+        pub norm_query: Norm,
+        /// Source norm (cross-attention).
+        pub norm_source: Option<Norm>,
+        /// Query projection.
+        pub query: Lin,
+        /// Key projection.
+        pub key: Lin,
+        /// Value projection.
+        pub value: Lin,
+        /// Output projection.
+        pub output: Lin,
+        /// Heads.
+        pub heads: usize,
+        /// Feed-forward norm.
+        pub norm_ffn: Norm,
+        /// Feed-forward layers.
+        pub ffn1: Lin,
+        /// Second feed-forward layer.
+        pub ffn2: Lin,
+    }
+
+    /// The whole network.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Net {
+        /// Map token input.
+        pub map_input: Mlp,
+        /// Map relative features.
+        pub map_rel: Mlp,
+        /// Map self-attention blocks.
+        pub map_layers: Vec<Block>,
+        /// Agent input.
+        pub agent_input: Mlp,
+        /// Last-token embedding table `[rows, hidden]`.
+        pub last_token: Vec<f32>,
+        /// Anchor embedding table `[rows, hidden]`.
+        pub anchor_token: Vec<f32>,
+        /// Gain of the anchor prior on the logits.
+        pub anchor_gain: f32,
+        /// Temporal relative features.
+        pub temporal_rel: Mlp,
+        /// Agent-to-map relative features.
+        pub agent_map_rel: Mlp,
+        /// Agent-to-agent relative features.
+        pub agent_agent_rel: Mlp,
+        /// Per agent layer: temporal, agent-map, agent-agent.
+        pub agent_layers: Vec<[Block; 3]>,
+        /// Output norm.
+        pub norm_out: Norm,
+        /// Output head.
+        pub head: Mlp,
+        /// Width.
+        pub hidden: usize,
+    }
+}
+
+impl<B: Backend> ReferenceNet<B> {
+    /// The weights as plain data.
+    pub fn plain(&self) -> plain::Net {
+        use crate::training::to_vec;
+        let lin = |l: &Linear<B>| {
+            let [d_in, d_out] = l.weight.dims();
+            plain::Lin {
+                w: to_vec(l.weight.val()),
+                b: l.bias
+                    .as_ref()
+                    .map(|b| to_vec(b.val()))
+                    .unwrap_or_else(|| vec![0.0; d_out]),
+                d_in,
+                d_out,
+            }
+        };
+        let norm = |n: &LayerNorm<B>| {
+            let gamma = to_vec(n.gamma.val());
+            let beta = n
+                .beta
+                .as_ref()
+                .map(|b| to_vec(b.val()))
+                .unwrap_or_else(|| vec![0.0; gamma.len()]);
+            plain::Norm { gamma, beta }
+        };
+        let mlp = |m: &Mlp<B>| plain::Mlp {
+            l1: lin(&m.l1),
+            ln: norm(&m.ln),
+            l2: lin(&m.l2),
+        };
+        let block = |b: &AttentionBlock<B>| plain::Block {
+            norm_query: norm(&b.norm_query),
+            norm_source: b.norm_source.as_ref().map(norm),
+            query: lin(&b.attention.query),
+            key: lin(&b.attention.key),
+            value: lin(&b.attention.value),
+            output: lin(&b.attention.output),
+            heads: b.attention.heads,
+            norm_ffn: norm(&b.norm_ffn),
+            ffn1: lin(&b.ffn1),
+            ffn2: lin(&b.ffn2),
+        };
+        plain::Net {
+            map_input: mlp(&self.map_input),
+            map_rel: mlp(&self.map_rel),
+            map_layers: self.map_layers.iter().map(block).collect(),
+            agent_input: mlp(&self.agent_input),
+            last_token: crate::training::to_vec(self.last_token.weight.val()),
+            anchor_token: crate::training::to_vec(self.anchor_token.weight.val()),
+            anchor_gain: crate::training::to_vec(self.anchor_gain.val())
+                .first()
+                .copied()
+                .unwrap_or(0.0),
+            temporal_rel: mlp(&self.temporal_rel),
+            agent_map_rel: mlp(&self.agent_map_rel),
+            agent_agent_rel: mlp(&self.agent_agent_rel),
+            agent_layers: self
+                .agent_layers
+                .iter()
+                .map(|l| {
+                    [
+                        block(&l.temporal),
+                        block(&l.agent_map),
+                        block(&l.agent_agent),
+                    ]
+                })
+                .collect(),
+            norm_out: norm(&self.norm_out),
+            head: mlp(&self.head),
+            hidden: self.norm_out.gamma.dims()[0],
+        }
+    }
+}

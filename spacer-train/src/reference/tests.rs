@@ -217,3 +217,57 @@ fn tiny_training_learns_resumes_and_reloads() {
         "{before:?} vs {b:?}"
     );
 }
+
+#[test]
+#[ignore]
+fn scratch_profile_score() {
+    let dev = Default::default();
+    let m =
+        ReferenceModel::<Cpu>::load(std::path::Path::new("/tmp/ref_smoke/reference.ckpt"), &dev)
+            .unwrap();
+    let d = crate::scenario::dataset::Dataset::load(
+        &crate::scenario::dataset::DatasetConfig::new(crate::paths::default_scene_paths(), 0, 0),
+        false,
+    )
+    .unwrap();
+    let prep: Vec<PreparedScene> = d
+        .held_out
+        .iter()
+        .take(4)
+        .map(|s| PreparedScene::new(s.clone(), &m.vocab, &m.config))
+        .collect();
+    let worlds: Vec<_> = prep.iter().map(PreparedScene::world).collect();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let g = m.graph(&worlds);
+        let tg = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let gt = crate::reference::model::GraphTensors::<Cpu>::new(&g, &dev);
+        let tu = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let l = m.net.forward(&gt);
+        let v = crate::training::to_vec(burn::tensor::activation::log_softmax(l, 1));
+        let tf = t.elapsed().as_secs_f64();
+        eprintln!(
+            "nodes {} map {} : graph {:.3} s upload {:.3} s forward {:.3} s ({})",
+            g.agent_nodes,
+            g.map_nodes,
+            tg,
+            tu,
+            tf,
+            v.len()
+        );
+        let nat = crate::reference::native::NativeReference::new(m.net.plain());
+        let t = std::time::Instant::now();
+        let mm = nat.encode_map(&g);
+        let tm = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let l = nat.logits_with_map(&g, &mm);
+        eprintln!(
+            "native: map {:.3} s agents {:.3} s ({})",
+            tm,
+            t.elapsed().as_secs_f64(),
+            l.len()
+        );
+    }
+}

@@ -38,7 +38,7 @@ use crate::training::checkpoint::{record_from_bytes, record_to_bytes};
 use crate::training::curves::Panel;
 use crate::training::{
     CosineSchedule, Run, RunError, RunOptions, RunSpec, clip_global_norm, module_is_finite,
-    smoothed_cross_entropy, to_vec,
+    smoothed_cross_entropy,
 };
 
 /// The first decision step the simulator asks for (step 10 of 91): accuracies are
@@ -267,7 +267,7 @@ pub fn evaluate<B: Backend>(model: &ReferenceModel<B>, scenes: &[PreparedScene])
         if g.agent_nodes == 0 || g.target_mask.iter().all(|&m| m == 0.0) {
             continue;
         }
-        let logp = to_vec(burn::tensor::activation::log_softmax(model.logits(&g), 1));
+        let logp = model.log_probs_vec(&g);
         let steps = s.tokens.steps.max(1);
         for (node, (&m, &target)) in g.target_mask.iter().zip(&g.target).enumerate() {
             if m == 0.0 {
@@ -507,6 +507,7 @@ pub fn train<B: AutodiffBackend>(
         vocab: vocab.clone(),
         device: device.clone(),
         sampling: Sampling::default(),
+        native: None,
     };
     let base = baselines(&data.validation, vocab, tc.seed);
     let (mut loss_sum, mut acc_sum, mut count) = (0.0f64, 0.0f64, 0usize);
@@ -598,7 +599,7 @@ pub fn train<B: AutodiffBackend>(
                 last_acc = acc_sum / count as f64;
             }
             (loss_sum, acc_sum, count) = (0.0, 0.0, 0);
-            let val = evaluate(&eval_model(&model.net), &data.validation);
+            let val = evaluate(&eval_model(&model.net).with_native(), &data.validation);
             let mut row = vec![
                 ("train_loss", last_loss),
                 ("train_accuracy", last_acc),
@@ -626,7 +627,7 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     run.finish();
-    let final_model = eval_model(&model.net);
+    let final_model = eval_model(&model.net).with_native();
     Ok(TrainReport {
         params,
         step: run.step() as usize,
