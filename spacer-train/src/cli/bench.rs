@@ -31,6 +31,37 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Throughput of the batched simulator (agent-steps per second).
     Sim(SimBenchArgs),
+    /// End-to-end training throughput (agent-steps per second) and its breakdown.
+    Train(TrainBenchArgs),
+}
+
+/// Arguments of `spacer bench train`.
+#[derive(Debug, Args)]
+pub struct TrainBenchArgs {
+    /// The scenes.
+    #[command(flatten)]
+    pub data: super::args::DatasetArgs,
+    /// A preset or TOML file.
+    #[arg(long, default_value = "cpu")]
+    pub config: String,
+    /// Method (default: the configuration's).
+    #[arg(long, value_enum)]
+    pub method: Option<crate::ppo::Method>,
+    /// Reference checkpoint (default: an untrained nano model, which costs the same).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Behaviour-cloned checkpoint (HR-PPO).
+    #[arg(long)]
+    pub bc: Option<PathBuf>,
+    /// Updates measured with the native learner.
+    #[arg(long, default_value_t = 6)]
+    pub updates: u64,
+    /// Updates measured with burn's learner (0: skip).
+    #[arg(long, default_value_t = 1)]
+    pub burn_updates: u64,
+    /// Scratch directory.
+    #[arg(long, default_value = "out/bench-train")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `spacer bench sim`.
@@ -67,6 +98,7 @@ pub struct SimBenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchCommand::Sim(a) => sim(a),
+        BenchCommand::Train(a) => train(a),
     }
 }
 
@@ -217,6 +249,83 @@ fn sim(args: SimBenchArgs) -> anyhow::Result<()> {
             100.0 * s.observe_seconds / s.seconds,
             100.0 * s.act_seconds / s.seconds,
             100.0 * s.step_seconds / s.seconds
+        );
+    }
+    Ok(())
+}
+
+fn train(a: TrainBenchArgs) -> anyhow::Result<()> {
+    let mut config = crate::ppo::PpoConfig::resolve(&a.config)?;
+    if let Some(m) = a.method {
+        config.method = m;
+    }
+    let dataset = a.data.load(config.env.synthetic, config.run.seed)?;
+    let files = crate::ppo::AnchorFiles {
+        reference: a.reference.clone(),
+        bc: a.bc.clone(),
+        vocab: None,
+    };
+    println!(
+        "spacer bench train: method {}, config {}, {} worlds per batch, {} threads, load average {}",
+        config.method.name(),
+        a.config,
+        config.env.worlds,
+        rayon::current_num_threads(),
+        load_average().unwrap_or_else(|| "unknown".into())
+    );
+    let r = crate::ppo::bench::bench_train(
+        &config,
+        &files,
+        &dataset,
+        a.updates,
+        a.burn_updates,
+        &a.out,
+    )?;
+    for (name, t) in
+        std::iter::once(("native learner", r.native)).chain(r.burn.map(|b| ("burn learner", b)))
+    {
+        let tm = t.timing;
+        println!(
+            "{name}: {} updates, {} agent-steps ({} samples) in {:.1} s: {:.0} agent-steps/s end to end{}",
+            t.updates,
+            t.agent_steps,
+            t.samples,
+            tm.training(),
+            t.agent_steps_per_second(),
+            t.cpu_seconds
+                .map(|c| format!(
+                    " ({:.0} per CPU-second)",
+                    t.agent_steps as f64 / c.max(1e-9)
+                ))
+                .unwrap_or_default()
+        );
+        for (part, s) in [
+            ("setup", tm.setup),
+            ("rollouts (observe, act, step)", tm.rollout),
+            ("anchor scoring", tm.anchor),
+            ("PPO updates", tm.learn),
+        ] {
+            println!(
+                "  {part:<30} {s:>7.2} s {:>5.1}%  alone {:>9.0} agent-steps/s",
+                100.0 * s / tm.training().max(1e-9),
+                t.rate_of(s)
+            );
+        }
+    }
+    let n = r.native.timing;
+    let others = n.setup + n.rollout + n.anchor;
+    println!(
+        "limit with a free learner: {:.0} agent-steps/s; with free anchor scoring: {:.0}",
+        r.native.rate_of(others),
+        r.native.rate_of(n.setup + n.rollout + n.learn)
+    );
+    if let Some(b) = r.burn {
+        println!(
+            "learner alone: native {:.0} samples/s, burn {:.0} samples/s ({:.1}x)",
+            r.native.samples as f64 / n.learn.max(1e-9),
+            b.samples as f64 / b.timing.learn.max(1e-9),
+            (r.native.samples as f64 / n.learn.max(1e-9))
+                / (b.samples as f64 / b.timing.learn.max(1e-9))
         );
     }
     Ok(())

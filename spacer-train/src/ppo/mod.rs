@@ -31,6 +31,7 @@
 //!    `policy.spw`, a weights blob the C ABI, the firmware and `spacer eval` load.
 
 pub mod anchor;
+pub mod bench;
 pub mod config;
 pub mod learner;
 pub mod loss;
