@@ -163,6 +163,30 @@ impl Vocabulary {
         best
     }
 
+    /// [`Self::nearest`] among the tokens `candidates` only (indices into `kind`'s
+    /// table; out-of-range ones are skipped). `None` when no candidate is in range.
+    pub fn nearest_among(
+        &self,
+        kind: AgentKind,
+        from: Pose,
+        target: Pose,
+        candidates: &[u16],
+    ) -> Option<(u16, f32)> {
+        let target_local = box_corners(kind, from.relative(target));
+        let table = &self.corners[kind.index()][..self.k];
+        let mut best: Option<(u16, f32)> = None;
+        for &i in candidates {
+            let Some(c) = table.get(i as usize) else {
+                continue;
+            };
+            let d = corner_distance(c, &target_local);
+            if best.is_none_or(|b| d < b.1) {
+                best = Some((i, d));
+            }
+        }
+        best
+    }
+
     /// Encodes a 10 Hz trajectory. `trajectory[0]` is the pose where the first
     /// decision is taken; token `i` targets `trajectory[2 * (i + 1)]` and starts from
     /// the end pose of token `i - 1` (closed-loop tokenization). Writes
@@ -371,6 +395,28 @@ fn corner_distance(a: &[Vec2; 4], b: &[Vec2; 4]) -> f32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn nearest_among_all_is_nearest() {
+        let v = Vocabulary::kinematic_grid(200).unwrap();
+        let from = Pose::new(1.0, 2.0, 0.3);
+        let target = Pose::new(2.5, 2.4, 0.35);
+        let all: heapless::Vec<u16, 256> = (0..200u16).collect();
+        let (i, d) = v.nearest(AgentKind::Vehicle, from, target);
+        assert_eq!(
+            v.nearest_among(AgentKind::Vehicle, from, target, &all),
+            Some((i, d))
+        );
+        let others: heapless::Vec<u16, 256> = (0..200u16).filter(|&j| j != i).collect();
+        let (j, e) = v
+            .nearest_among(AgentKind::Vehicle, from, target, &others)
+            .unwrap();
+        assert!(j != i && e >= d);
+        assert_eq!(
+            v.nearest_among(AgentKind::Vehicle, from, target, &[250]),
+            None
+        );
+    }
 
     fn vocab() -> Vocabulary {
         Vocabulary::kinematic_grid(DEFAULT_TOKENS).unwrap()

@@ -141,7 +141,7 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<Dem
 
     let specs: Vec<AgentSpec> = [
         format!("bc=policy:{}", bc_blob.display()),
-        format!("reference=ref:{}", r.train.checkpoint.display()),
+        format!("reference=ref:{}", r.checkpoint.display()),
         "const-vel".into(),
         "log".into(),
     ]

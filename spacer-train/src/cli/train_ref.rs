@@ -50,6 +50,16 @@ pub struct TrainRefArgs {
     /// Synthetic scenes added to the training scenes (never to validation or test).
     #[arg(long, default_value_t = 500)]
     pub synthetic: usize,
+    /// Skip the closed-loop fine-tuning stage (CAT-K).
+    #[arg(long)]
+    pub no_closed_loop: bool,
+    /// Closed-loop fine-tuning steps (default: 300 for nano, 4000 for mini).
+    #[arg(long)]
+    pub closed_loop_steps: Option<usize>,
+    /// Keep temperature 1 / top-40 instead of choosing the sampling on the
+    /// validation split.
+    #[arg(long)]
+    pub no_sampling_search: bool,
     /// Seed (initialisation, batches, synthetic scenes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -68,6 +78,20 @@ pub fn run(a: TrainRefArgs) -> anyhow::Result<()> {
     tc.eval_every = a.eval_every.unwrap_or(tc.eval_every);
     tc.real_fraction = a.real_fraction.unwrap_or(tc.real_fraction);
     tc.balance_recordings = !a.no_balance;
+    if a.no_closed_loop {
+        recipe.closed_loop = None;
+    }
+    if let Some(c) = &mut recipe.closed_loop {
+        c.seed = a.seed;
+        c.steps = a.closed_loop_steps.unwrap_or(c.steps);
+        c.eval_every = c
+            .eval_every
+            .min(c.steps.div_ceil(c.rollout_every) * c.rollout_every);
+        c.balance_recordings = !a.no_balance;
+    }
+    if a.no_sampling_search {
+        recipe.sampling = None;
+    }
     let dataset = a.data.load(a.synthetic, a.seed)?;
     let options = a.run.options("out/reference");
     let report = train_reference(&recipe, &dataset, &options, a.run.device)?;
@@ -85,8 +109,8 @@ fn score_speed(
     if dataset.held_out.is_empty() {
         return Ok(());
     }
-    let model =
-        ReferenceModel::<crate::training::Cpu>::load(&r.train.checkpoint, &Default::default())?;
+    let model = ReferenceModel::<crate::training::Cpu>::load(&r.checkpoint, &Default::default())?
+        .with_native();
     let prepared: Vec<PreparedScene> = dataset
         .held_out
         .iter()
@@ -171,5 +195,37 @@ fn summary(recipe: &Recipe, report: &RecipeReport) {
         b.random,
         b.future_random
     );
-    println!("checkpoint {}", r.checkpoint.display());
+    println!("teacher-forced checkpoint {}", r.checkpoint.display());
+    if let Some(c) = &report.closed_loop {
+        println!(
+            "closed loop (CAT-K): {} steps in {:.1} s ({:.1} s rolling out)",
+            c.step, c.seconds, c.rollout_seconds
+        );
+        for (name, h) in [("validation", &c.validation), ("held-out", &c.heldout)] {
+            println!(
+                "  {name}: NLL {:.4}, accuracy {:.4}, top-5 {:.4}",
+                h.nll, h.accuracy, h.top5
+            );
+        }
+    }
+    if !report.trials.is_empty() {
+        println!("sampling on the validation split (WOSAC 2025, closed loop):");
+        for t in &report.trials {
+            println!(
+                "  temperature {:.2} top-{:<3} realism {:.4}  collision {:.3}  off-road {:.3}  minADE {:.2} m",
+                t.sampling.temperature,
+                t.sampling.top_k,
+                t.realism,
+                t.collision,
+                t.offroad,
+                t.min_ade
+            );
+        }
+    }
+    println!(
+        "reference {} (sampling: temperature {:.2}, top-{})",
+        report.checkpoint.display(),
+        report.sampling.temperature,
+        report.sampling.top_k
+    );
 }

@@ -39,6 +39,7 @@ pub struct ReferenceAgent<B: Backend> {
     seed: u64,
     name: String,
     maps: HashMap<String, Arc<MapTokens>>,
+    history: HistoryCache,
 }
 
 impl<B: Backend> ReferenceAgent<B> {
@@ -55,6 +56,7 @@ impl<B: Backend> ReferenceAgent<B> {
             seed,
             name: name.into(),
             maps: HashMap::new(),
+            history: HistoryCache::default(),
         }
     }
 
@@ -165,6 +167,109 @@ pub fn world_history(
     (agents, tracks)
 }
 
+/// One world's history, built step by step.
+#[derive(Clone, Debug, Default)]
+struct WorldHistory {
+    agents: Vec<TokenizedAgent>,
+    tracks: Vec<usize>,
+    /// Decision steps filled (poses `0..filled`).
+    filled: usize,
+}
+
+/// The histories of a batch of worlds, extended at every decision: what
+/// [`world_history`] gives (every agent that has appeared, with its poses and tokens
+/// so far), but each step tokenized once instead of at every decision. Agents that
+/// have not appeared yet are listed with invalid poses, which the model masks.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryCache {
+    worlds: Vec<WorldHistory>,
+}
+
+impl HistoryCache {
+    /// Forgets everything (a new episode of `n` worlds).
+    pub fn reset(&mut self, n: usize) {
+        self.worlds = vec![WorldHistory::default(); n];
+    }
+
+    /// Extends every world's history to decision step `t` (poses `0..=t`, tokens
+    /// `0..t`).
+    pub fn update(&mut self, worlds: &[World], vocab: &Vocabulary, t: usize) {
+        use rayon::prelude::*;
+        if self.worlds.len() != worlds.len() {
+            self.reset(worlds.len());
+        }
+        self.worlds
+            .par_iter_mut()
+            .zip(worlds)
+            .for_each(|(h, world)| extend(h, world, vocab, t));
+    }
+
+    /// World `w`'s agents and the track each stands for.
+    pub fn get(&self, w: usize) -> (&[TokenizedAgent], &[usize]) {
+        self.worlds
+            .get(w)
+            .map_or((&[][..], &[][..]), |h| (&h.agents[..], &h.tracks[..]))
+    }
+}
+
+fn extend(h: &mut WorldHistory, world: &World, vocab: &Vocabulary, t: usize) {
+    let scene = world.scene();
+    let t0 = scene.current_step / 2;
+    if h.filled == 0 && h.agents.is_empty() {
+        for (i, track) in scene.tracks.iter().enumerate() {
+            let Some(kind) = track.object_type.agent_kind() else {
+                continue;
+            };
+            let Some(first) = track.states.iter().find(|s| s.valid) else {
+                continue;
+            };
+            h.agents.push(TokenizedAgent {
+                track: i,
+                kind,
+                length: first.length,
+                width: first.width,
+                poses: Vec::new(),
+                pose_valid: Vec::new(),
+                tokens: Vec::new(),
+                token_valid: Vec::new(),
+            });
+            h.tracks.push(i);
+        }
+    }
+    if t < h.filled {
+        return;
+    }
+    for a in &mut h.agents {
+        let i = a.track;
+        let traj = world.trajectory(i);
+        let grid = |s: usize| traj.get(2 * s).filter(|x| x.valid).map(logged_pose);
+        for s in h.filled..=t {
+            let p = grid(s);
+            a.poses.push(p.unwrap_or(Pose::IDENTITY));
+            a.pose_valid.push(p.is_some());
+            a.tokens.push(0);
+            a.token_valid.push(false);
+        }
+        let executed = world.slot_of(i).map(|slot| world.tokens(slot));
+        for s in h.filled.saturating_sub(1)..t {
+            let from_sim = executed.and_then(|e| s.checked_sub(t0).and_then(|d| e.get(d)));
+            match from_sim {
+                Some(&tok) if tok != NO_TOKEN => {
+                    a.tokens[s] = tok;
+                    a.token_valid[s] = true;
+                }
+                _ => {
+                    if let (Some(p), Some(q)) = (grid(s), grid(s + 1)) {
+                        a.tokens[s] = vocab.nearest(a.kind, p, q).0;
+                        a.token_valid[s] = true;
+                    }
+                }
+            }
+        }
+    }
+    h.filled = t + 1;
+}
+
 impl<B: Backend> SimAgent for ReferenceAgent<B>
 where
     ReferenceModel<B>: Send,
@@ -174,6 +279,7 @@ where
     }
 
     fn reset(&mut self, worlds: &[World], _: &RowIndex) -> Result<(), SimError> {
+        self.history.reset(worlds.len());
         for w in worlds {
             let scene = w.scene();
             if scene.current_step % 2 != 0 {
@@ -197,10 +303,9 @@ where
             return Ok(());
         };
         let t = first.step() / 2;
-        let histories: Vec<(Vec<TokenizedAgent>, Vec<usize>)> = batch
-            .worlds
-            .iter()
-            .map(|w| world_history(w, &self.model.vocab, t))
+        self.history.update(batch.worlds, &self.model.vocab, t);
+        let histories: Vec<(&[TokenizedAgent], &[usize])> = (0..batch.worlds.len())
+            .map(|w| self.history.get(w))
             .collect();
         let maps: Vec<Arc<MapTokens>> = batch
             .worlds
@@ -255,6 +360,69 @@ mod tests {
     use crate::sim::{SimConfig, Simulator};
     use crate::training::Cpu;
     use spacer_core::tokenizer::Vocabulary;
+
+    /// Random tokens, checking at every decision that the incremental history equals
+    /// the one built from scratch.
+    struct Checker {
+        random: crate::sim::RandomTokens,
+        cache: HistoryCache,
+        vocab: Vocabulary,
+        checked: usize,
+    }
+
+    impl SimAgent for Checker {
+        fn name(&self) -> String {
+            "checker".into()
+        }
+        fn reset(&mut self, worlds: &[World], _: &RowIndex) -> Result<(), SimError> {
+            self.cache.reset(worlds.len());
+            Ok(())
+        }
+        fn act(
+            &mut self,
+            batch: &DecisionBatch<'_>,
+            actions: &mut [Action],
+        ) -> Result<(), SimError> {
+            let t = batch.worlds[0].step() / 2;
+            self.cache.update(batch.worlds, &self.vocab, t);
+            for (w, world) in batch.worlds.iter().enumerate() {
+                let (full, tracks) = world_history(world, &self.vocab, t);
+                let (inc, inc_tracks) = self.cache.get(w);
+                for (a, track) in full.iter().zip(&tracks) {
+                    let j = inc_tracks.iter().position(|x| x == track).unwrap();
+                    assert_eq!(&inc[j], a, "track {track} at step {t}");
+                    self.checked += 1;
+                }
+                // Listed but not yet appeared: no valid pose.
+                for (b, track) in inc.iter().zip(inc_tracks) {
+                    if !tracks.contains(track) {
+                        assert!(b.pose_valid.iter().all(|v| !v));
+                    }
+                }
+            }
+            self.random.act(batch, actions)
+        }
+    }
+
+    #[test]
+    fn the_incremental_history_equals_the_full_one() {
+        let scene = Arc::new(crate::late_fusion::tests::womd_scene());
+        let v = Vocabulary::kinematic_grid(200).unwrap();
+        let cfg = SimConfig {
+            sim_steps: 20,
+            max_controlled: 8,
+            ..SimConfig::default()
+        };
+        let mut agent = Checker {
+            random: crate::sim::RandomTokens::new(v.clone(), 3),
+            cache: HistoryCache::default(),
+            vocab: v,
+            checked: 0,
+        };
+        let mut sim = Simulator::new(&[Arc::clone(&scene), scene], cfg).unwrap();
+        sim.run(&mut agent, 1).unwrap();
+        assert!(agent.checked > 500, "{}", agent.checked);
+    }
 
     #[test]
     fn drives_every_controlled_agent_deterministically() {

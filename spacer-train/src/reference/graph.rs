@@ -220,7 +220,6 @@ impl Grid {
                 }
             }
         }
-        out.sort_unstable();
     }
 }
 
@@ -237,8 +236,19 @@ fn pose_features(frame: Pose, other: Pose, r: f32, out: &mut [f32; 16]) {
 
 /// Keeps the `k` nearest of `cands` (distance, index, features), sorted.
 fn nearest_k(cands: &mut Vec<(f32, usize, [f32; 16])>, k: usize) -> Vec<(usize, [f32; 16])> {
-    cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    cands.truncate(k);
+    // (distance, index) is a total order: selecting the k smallest first, then
+    // sorting them, gives the same list as sorting everything.
+    let order = |a: &(f32, usize, [f32; 16]), b: &(f32, usize, [f32; 16])| {
+        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+    };
+    if k == 0 {
+        return Vec::new();
+    }
+    if cands.len() > k {
+        cands.select_nth_unstable_by(k - 1, order);
+        cands.truncate(k);
+    }
+    cands.sort_unstable_by(order);
     cands.iter().map(|c| (c.1, c.2)).collect()
 }
 

@@ -25,6 +25,7 @@
 //! temperature: what the simulator calls to run the model as a sim agent).
 
 pub mod agent;
+pub mod catk;
 pub mod graph;
 pub mod map;
 pub mod model;

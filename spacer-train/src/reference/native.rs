@@ -51,12 +51,14 @@ pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
 }
 
 /// `y = x W + b` over the rows of `x` (`[rows, d_in]` -> `[rows, d_out]`), in
-/// parallel.
+/// parallel: one block of rows per thread (at least [`ROWS`]), so that the weights
+/// are packed once per thread.
 fn linear(x: &[f32], l: &plain::Lin) -> Vec<f32> {
     let rows = x.len() / l.d_in.max(1);
     let mut y = vec![0.0f32; rows * l.d_out];
-    y.par_chunks_mut(ROWS * l.d_out)
-        .zip(x.par_chunks(ROWS * l.d_in))
+    let per = rows.div_ceil(rayon::current_num_threads().max(1)).max(ROWS);
+    y.par_chunks_mut(per * l.d_out)
+        .zip(x.par_chunks(per * l.d_in))
         .for_each(|(yc, xc)| {
             let m = xc.len() / l.d_in;
             gemm(xc, &l.w, yc, m, l.d_in, l.d_out);

@@ -241,6 +241,12 @@ pub enum TrainError {
     /// The backend cannot be used.
     #[error(transparent)]
     Backend(#[from] crate::training::BackendError),
+    /// The simulator refused (closed-loop stages).
+    #[error(transparent)]
+    Sim(#[from] crate::sim::SimError),
+    /// A closed-loop evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     /// The configuration does not fit (vocabulary size, resumed config, ...).
     #[error("{0}")]
     Config(String),
