@@ -10,6 +10,13 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// Version of this C ABI (structs, functions, status codes). It changes whenever a
+// struct's layout or a function's meaning changes; a program should check
+// `spacer_abi_version() == SPACER_ABI_VERSION` once at start-up. Version 2 added the
+// int8 weight format, the blob checksum status, `spacer_abi_version` and the
+// `format`, `blob_version` and `param_bytes` fields of [`SpacerPolicyInfo`].
+#define SPACER_ABI_VERSION 2
+
 // 64-bit words of a [`SpacerPolicy`].
 #define SPACER_POLICY_WORDS 192
 
@@ -44,6 +51,10 @@ typedef enum SpacerStatus {
   // An argument is out of range (agent kind, token, road kind, selection mode,
   // temperature).
   SPACER_STATUS_BAD_ARGUMENT = 13,
+  // The blob's checksum does not match its bytes (a corrupt blob).
+  SPACER_STATUS_BLOB_CHECKSUM = 14,
+  // The blob's weight format is unknown to this library.
+  SPACER_STATUS_BLOB_FORMAT = 15,
 } SpacerStatus;
 
 // A loaded policy: opaque storage the caller owns. Initialise it with
@@ -63,12 +74,19 @@ typedef struct SpacerPolicyInfo {
   uint32_t max_partners;
   // Road slots.
   uint32_t max_road_segments;
-  // Network parameters.
+  // Parameters of the architecture (65,289 at 200 actions), whatever the format.
   uint32_t param_count;
   // Observation radius (metres).
   float radius;
   // Environment steps of training behind the weights.
   uint64_t trained_steps;
+  // Weight format: 0 f32, 1 int8 (int8 weights, integer arithmetic).
+  uint32_t format;
+  // Format version of the blob the policy was loaded from (1 or 2; 1 has no
+  // checksum).
+  uint32_t blob_version;
+  // Bytes of parameters the forward pass reads (in place, from the blob).
+  uint32_t param_bytes;
 } SpacerPolicyInfo;
 
 // The observing agent.
@@ -279,8 +297,13 @@ enum SpacerStatus spacer_apply_token(const struct SpacerPolicy *policy,
 // A static, NUL-terminated English description of a status code.
 const char *spacer_status_message(int32_t status);
 
-// The library's weights format version.
+// The newest weights format version the library reads and the one it writes (it
+// also reads version 1).
 uint32_t spacer_format_version(void);
+
+// The ABI version the library was built with: compare it with [`SPACER_ABI_VERSION`]
+// from the header the caller was compiled against.
+uint32_t spacer_abi_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

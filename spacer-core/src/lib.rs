@@ -46,5 +46,6 @@ pub mod kinematics;
 pub mod math;
 pub mod observation;
 pub mod policy;
+pub mod quant;
 pub mod tokenizer;
 pub mod weights;

@@ -155,6 +155,9 @@ pub enum PolicyError {
     WrongOutputLength,
     /// Sampling settings are invalid (temperature not positive and finite).
     BadSampling,
+    /// The operation does not exist for this weight format (e.g. the f32 encoding of
+    /// an int8 policy).
+    WrongFormat,
 }
 
 impl core::fmt::Display for PolicyError {
@@ -167,6 +170,7 @@ impl core::fmt::Display for PolicyError {
             PolicyError::BadObservation => "observation holds NaN, infinity or a huge value",
             PolicyError::WrongOutputLength => "output buffer has the wrong length",
             PolicyError::BadSampling => "temperature must be positive and finite",
+            PolicyError::WrongFormat => "not available for this weight format",
         })
     }
 }
@@ -507,11 +511,54 @@ fn orthonormalize(m: &mut [f32], rows: usize, cols: usize) {
     }
 }
 
-/// The network over borrowed parameters (a slice of RAM, or of flash in place).
+/// How a policy's weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u8)]
+pub enum WeightFormat {
+    /// 32-bit floats, the trained network as is.
+    F32 = 0,
+    /// int8 weights, int16 activations, integer arithmetic ([`crate::quant`]).
+    Int8 = 1,
+}
+
+impl WeightFormat {
+    /// From its code in a blob header.
+    pub const fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(WeightFormat::F32),
+            1 => Some(WeightFormat::Int8),
+            _ => None,
+        }
+    }
+
+    /// `"f32"` or `"int8"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::Int8 => "int8",
+        }
+    }
+}
+
+/// The network over borrowed parameters (a slice of RAM, or of flash in place): the
+/// f32 network, or its int8 quantization ([`crate::quant`]). Both run through the same
+/// methods.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy<'w> {
-    params: &'w [f32],
     dims: PolicyDims,
+    net: Net<'w>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Net<'w> {
+    F32(Dense<'w>),
+    Int8(crate::quant::QuantNet<'w>),
+}
+
+/// The f32 network.
+#[derive(Clone, Copy, Debug)]
+struct Dense<'w> {
+    params: &'w [f32],
     layout: ParamLayout,
     /// What an empty (all-zero) partner / road slot encodes to.
     empty_partner: [f32; HIDDEN],
@@ -545,9 +592,9 @@ pub struct Action {
 }
 
 impl<'w> Policy<'w> {
-    /// A policy over `params`, checked once here: lengths, and every weight finite and
-    /// within [`MAX_WEIGHT_MAGNITUDE`]. After this the forward pass cannot fail on the
-    /// weights.
+    /// An f32 policy over `params`, checked once here: lengths, and every weight finite
+    /// and within [`MAX_WEIGHT_MAGNITUDE`]. After this the forward pass cannot fail on
+    /// the weights.
     ///
     /// # Errors
     /// [`PolicyError::BadDims`], [`PolicyError::WrongParamCount`],
@@ -564,19 +611,34 @@ impl<'w> Policy<'w> {
         {
             return Err(PolicyError::BadWeight);
         }
-        let mut p = Self {
+        let mut d = Dense {
             params,
-            dims,
             layout,
             empty_partner: [0.0; HIDDEN],
             empty_road: [0.0; HIDDEN],
         };
         let mut scratch = [0.0f32; HIDDEN];
-        p.encode(&p.layout.partner, &[0.0; PARTNER_FEATURES], &mut scratch);
-        p.empty_partner = scratch;
-        p.encode(&p.layout.road, &[0.0; ROAD_FEATURES], &mut scratch);
-        p.empty_road = scratch;
-        Ok(p)
+        d.encode(&d.layout.partner, &[0.0; PARTNER_FEATURES], &mut scratch);
+        d.empty_partner = scratch;
+        d.encode(&d.layout.road, &[0.0; ROAD_FEATURES], &mut scratch);
+        d.empty_road = scratch;
+        Ok(Self {
+            dims,
+            net: Net::F32(d),
+        })
+    }
+
+    /// An int8 policy over `words` ([`crate::quant::QuantLayout`]), validated once here
+    /// so that no observation can make an integer overflow.
+    ///
+    /// # Errors
+    /// [`PolicyError::BadDims`], [`PolicyError::WrongParamCount`],
+    /// [`PolicyError::BadWeight`] (a scale, multiplier or bias out of its bounds).
+    pub fn new_int8(dims: PolicyDims, words: &'w [u32]) -> Result<Self, PolicyError> {
+        Ok(Self {
+            dims,
+            net: Net::Int8(crate::quant::QuantNet::new(dims, words)?),
+        })
     }
 
     /// The dimensions.
@@ -584,9 +646,34 @@ impl<'w> Policy<'w> {
         self.dims
     }
 
-    /// The parameters.
+    /// How the weights are stored.
+    pub fn format(&self) -> WeightFormat {
+        match self.net {
+            Net::F32(_) => WeightFormat::F32,
+            Net::Int8(_) => WeightFormat::Int8,
+        }
+    }
+
+    /// The f32 parameters (empty for an int8 policy: see [`Policy::int8_words`]).
     pub fn params(&self) -> &'w [f32] {
-        self.params
+        match &self.net {
+            Net::F32(d) => d.params,
+            Net::Int8(_) => &[],
+        }
+    }
+
+    /// The int8 parameter words (empty for an f32 policy).
+    pub fn int8_words(&self) -> &'w [u32] {
+        match &self.net {
+            Net::F32(_) => &[],
+            Net::Int8(q) => q.words(),
+        }
+    }
+
+    /// Bytes of parameters the forward pass reads: 4 per f32 parameter, or the int8
+    /// words.
+    pub fn param_bytes(&self) -> usize {
+        4 * (self.params().len() + self.int8_words().len())
     }
 
     /// Observation length.
@@ -599,6 +686,155 @@ impl<'w> Policy<'w> {
         self.dims.actions()
     }
 
+    fn check_observation(&self, obs: &[f32]) -> Result<(), PolicyError> {
+        if obs.len() != self.observation_len() {
+            return Err(PolicyError::WrongObservationLength);
+        }
+        // |v| as integer bits: NaN and infinity sort above every finite value, so one
+        // vectorisable integer max catches all three cases.
+        let worst = obs
+            .iter()
+            .map(|v| v.to_bits() & 0x7FFF_FFFF)
+            .max()
+            .unwrap_or(0);
+        if worst > MAX_OBSERVATION_MAGNITUDE.to_bits() {
+            return Err(PolicyError::BadObservation);
+        }
+        Ok(())
+    }
+
+    /// The fused 192-vector the f32 network's fusion layer reads (ego encoding, then
+    /// the max-pooled partner and road encodings): what calibrating a quantization
+    /// needs.
+    ///
+    /// # Shapes
+    /// `obs`: [`Policy::observation_len`]; `out`: [`CONCAT`].
+    ///
+    /// # Errors
+    /// As [`Policy::forward`]; [`PolicyError::WrongFormat`] for an int8 policy.
+    pub fn encode(&self, obs: &[f32], out: &mut [f32]) -> Result<(), PolicyError> {
+        self.check_observation(obs)?;
+        let out: &mut [f32; CONCAT] = out.try_into().map_err(|_| PolicyError::WrongOutputLength)?;
+        match &self.net {
+            Net::F32(d) => {
+                d.features(&self.dims, obs, out);
+                Ok(())
+            }
+            Net::Int8(_) => Err(PolicyError::WrongFormat),
+        }
+    }
+
+    /// Logits over the actions and the value of one observation.
+    ///
+    /// # Shapes
+    /// `obs`: [`Policy::observation_len`]; `logits`: [`Policy::actions`].
+    ///
+    /// # Errors
+    /// [`PolicyError::WrongObservationLength`], [`PolicyError::BadObservation`],
+    /// [`PolicyError::WrongOutputLength`].
+    pub fn forward(&self, obs: &[f32], logits: &mut [f32]) -> Result<f32, PolicyError> {
+        self.check_observation(obs)?;
+        if logits.len() != self.actions() {
+            return Err(PolicyError::WrongOutputLength);
+        }
+        Ok(match &self.net {
+            Net::F32(d) => d.forward(&self.dims, obs, logits),
+            Net::Int8(q) => q.forward(&self.dims, obs, logits),
+        })
+    }
+
+    /// The int8 network's integer logits (`actions` of them) and value (index
+    /// `actions`), before their scaling to f32: what [`Policy::forward`] returns times
+    /// the blob's logit and value steps.
+    ///
+    /// # Errors
+    /// As [`Policy::forward`]; [`PolicyError::WrongFormat`] for an f32 policy.
+    pub fn forward_int8(
+        &self,
+        obs: &[f32],
+        out: &mut [i32; MAX_ACTIONS + 2],
+    ) -> Result<(), PolicyError> {
+        self.check_observation(obs)?;
+        match &self.net {
+            Net::F32(_) => Err(PolicyError::WrongFormat),
+            Net::Int8(q) => {
+                q.forward_int(&self.dims, obs, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Policy::forward`] over `n` observations at once (`n = values.len()`). For the
+    /// f32 network the fusion layer and the heads run over tiles of [`BATCH_TILE`]
+    /// agents, so each weight row is read once per tile instead of once per agent.
+    /// Results equal `n` calls of [`Policy::forward`] bit for bit.
+    ///
+    /// # Shapes
+    /// `obs`: `n * observation_len`; `logits`: `n * actions`; `values`: `n`.
+    ///
+    /// # Errors
+    /// As [`Policy::forward`]; nothing is written past the first bad observation's
+    /// tile.
+    pub fn forward_batch(
+        &self,
+        obs: &[f32],
+        logits: &mut [f32],
+        values: &mut [f32],
+    ) -> Result<(), PolicyError> {
+        let n = values.len();
+        let (d, k) = (self.observation_len(), self.actions());
+        if obs.len() != n * d {
+            return Err(PolicyError::WrongObservationLength);
+        }
+        if logits.len() != n * k {
+            return Err(PolicyError::WrongOutputLength);
+        }
+        match &self.net {
+            Net::F32(dense) => {
+                for o in obs.chunks_exact(d.max(1)) {
+                    self.check_observation(o)?;
+                }
+                dense.forward_batch(&self.dims, obs, logits, values);
+            }
+            Net::Int8(q) => {
+                let rows = obs
+                    .chunks_exact(d.max(1))
+                    .zip(logits.chunks_exact_mut(k.max(1)))
+                    .zip(values.iter_mut());
+                for ((o, l), v) in rows {
+                    self.check_observation(o)?;
+                    *v = q.forward(&self.dims, o, l);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`Policy::forward`] and picks a token. `rng` is used only for
+    /// [`Selection::Sample`].
+    ///
+    /// # Errors
+    /// As [`Policy::forward`]; [`PolicyError::BadSampling`] for a bad temperature.
+    pub fn act(
+        &self,
+        obs: &[f32],
+        selection: Selection,
+        rng: &mut Rng,
+    ) -> Result<Action, PolicyError> {
+        let mut logits = [0.0f32; MAX_ACTIONS];
+        let k = self.actions();
+        let logits = logits.get_mut(..k).ok_or(PolicyError::BadDims)?;
+        let value = self.forward(obs, logits)?;
+        let token = select(logits, selection, rng)?;
+        Ok(Action {
+            token,
+            log_prob: log_softmax_at(logits, token as usize),
+            value,
+        })
+    }
+}
+
+impl<'w> Dense<'w> {
     fn slice(&self, at: usize, len: usize) -> &'w [f32] {
         // Offsets come from the layout the length was checked against in `new`.
         self.params.get(at..at + len).unwrap_or(&[])
@@ -667,8 +903,8 @@ impl<'w> Policy<'w> {
     }
 
     /// The fused 192-vector of one observation (already validated).
-    fn features(&self, obs: &[f32], concat: &mut [f32; CONCAT]) {
-        let p_len = self.dims.max_partners as usize * PARTNER_FEATURES;
+    fn features(&self, dims: &PolicyDims, obs: &[f32], concat: &mut [f32; CONCAT]) {
+        let p_len = dims.max_partners as usize * PARTNER_FEATURES;
         let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
         let (partners, roads) = rest.split_at(p_len.min(rest.len()));
         let (c_ego, c_rest) = concat.split_at_mut(HIDDEN);
@@ -692,38 +928,9 @@ impl<'w> Policy<'w> {
         );
     }
 
-    fn check_observation(&self, obs: &[f32]) -> Result<(), PolicyError> {
-        if obs.len() != self.observation_len() {
-            return Err(PolicyError::WrongObservationLength);
-        }
-        // |v| as integer bits: NaN and infinity sort above every finite value, so one
-        // vectorisable integer max catches all three cases.
-        let worst = obs
-            .iter()
-            .map(|v| v.to_bits() & 0x7FFF_FFFF)
-            .max()
-            .unwrap_or(0);
-        if worst > MAX_OBSERVATION_MAGNITUDE.to_bits() {
-            return Err(PolicyError::BadObservation);
-        }
-        Ok(())
-    }
-
-    /// Logits over the actions and the value of one observation.
-    ///
-    /// # Shapes
-    /// `obs`: [`Policy::observation_len`]; `logits`: [`Policy::actions`].
-    ///
-    /// # Errors
-    /// [`PolicyError::WrongObservationLength`], [`PolicyError::BadObservation`],
-    /// [`PolicyError::WrongOutputLength`].
-    pub fn forward(&self, obs: &[f32], logits: &mut [f32]) -> Result<f32, PolicyError> {
-        self.check_observation(obs)?;
-        if logits.len() != self.actions() {
-            return Err(PolicyError::WrongOutputLength);
-        }
+    fn forward(&self, dims: &PolicyDims, obs: &[f32], logits: &mut [f32]) -> f32 {
         let mut concat = [0.0f32; CONCAT];
-        self.features(obs, &mut concat);
+        self.features(dims, obs, &mut concat);
         let mut hidden = [0.0f32; FUSED];
         linear::<false>(
             &concat,
@@ -731,7 +938,7 @@ impl<'w> Policy<'w> {
             self.slice(self.layout.fuse_b, FUSED),
             &mut hidden,
         );
-        let k = self.actions();
+        let k = dims.actions();
         linear::<false>(
             &hidden,
             self.slice(self.layout.actor_w, FUSED * k),
@@ -745,34 +952,19 @@ impl<'w> Policy<'w> {
             self.slice(self.layout.critic_b, 1),
             &mut value,
         );
-        Ok(value[0])
+        value[0]
     }
 
-    /// [`Policy::forward`] over `n` observations at once (`n = values.len()`). The
-    /// fusion layer and the heads run over tiles of [`BATCH_TILE`] agents, so each
-    /// weight row is read once per tile instead of once per agent. Results equal
-    /// `n` calls of [`Policy::forward`] bit for bit.
-    ///
-    /// # Shapes
-    /// `obs`: `n * observation_len`; `logits`: `n * actions`; `values`: `n`.
-    ///
-    /// # Errors
-    /// As [`Policy::forward`]; nothing is written past the first bad observation's
-    /// tile.
-    pub fn forward_batch(
+    /// Validated observations in, logits and values out (lengths checked by the
+    /// caller).
+    fn forward_batch(
         &self,
+        dims: &PolicyDims,
         obs: &[f32],
         logits: &mut [f32],
         values: &mut [f32],
-    ) -> Result<(), PolicyError> {
-        let n = values.len();
-        let (d, k) = (self.observation_len(), self.actions());
-        if obs.len() != n * d {
-            return Err(PolicyError::WrongObservationLength);
-        }
-        if logits.len() != n * k {
-            return Err(PolicyError::WrongOutputLength);
-        }
+    ) {
+        let (d, k) = (dims.observation_len(), dims.actions());
         let mut concat = [[0.0f32; CONCAT]; BATCH_TILE];
         let mut hidden = [[0.0f32; FUSED]; BATCH_TILE];
         let tiles = obs
@@ -782,8 +974,7 @@ impl<'w> Policy<'w> {
         for ((obs_t, logits_t), values_t) in tiles {
             let m = values_t.len();
             for (o, c) in obs_t.chunks_exact(d).zip(concat.iter_mut()) {
-                self.check_observation(o)?;
-                self.features(o, c);
+                self.features(dims, o, c);
             }
             linear_tile(
                 &concat[..m],
@@ -813,36 +1004,12 @@ impl<'w> Policy<'w> {
                 *v = out[0];
             }
         }
-        Ok(())
-    }
-
-    /// Runs [`Policy::forward`] and picks a token. `rng` is used only for
-    /// [`Selection::Sample`].
-    ///
-    /// # Errors
-    /// As [`Policy::forward`]; [`PolicyError::BadSampling`] for a bad temperature.
-    pub fn act(
-        &self,
-        obs: &[f32],
-        selection: Selection,
-        rng: &mut Rng,
-    ) -> Result<Action, PolicyError> {
-        let mut logits = [0.0f32; MAX_ACTIONS];
-        let k = self.actions();
-        let logits = logits.get_mut(..k).ok_or(PolicyError::BadDims)?;
-        let value = self.forward(obs, logits)?;
-        let token = select(logits, selection, rng)?;
-        Ok(Action {
-            token,
-            log_prob: log_softmax_at(logits, token as usize),
-            value,
-        })
     }
 }
 
 /// True when every value is zero (either sign): the bits without the sign are all 0.
 #[inline]
-fn is_zero(slot: &[f32]) -> bool {
+pub(crate) fn is_zero(slot: &[f32]) -> bool {
     slot.iter().fold(0u32, |acc, v| acc | (v.to_bits() << 1)) == 0
 }
 

@@ -1,0 +1,1278 @@
+//! The int8 late-fusion policy: integer inference over a quantized parameter set.
+//!
+//! A blob of format [`WeightFormat::Int8`](crate::policy::WeightFormat) holds the
+//! network below, produced from an f32 policy by post-training quantization
+//! (`spacer quantize`, in spacer-train). Every step after the input quantization is
+//! integer arithmetic with a fixed definition, so every target computes the same bits
+//! (the order of integer sums does not matter: they are exact).
+//!
+//! ```text
+//! encoder (ego, partner, road):
+//!   q_i   = sat16(round(x_i * in_scale_i))                      int16 inputs
+//!   a_j   = l1.b_j + sum_i q_i * l1.w_ij                        int8 weights, int32 sums
+//!   g_j   = smmulr(a_j, l1.m_j)                                 common LayerNorm unit, |g| <= 2^20
+//!   t_j   = tanh_q15(layer_norm_q12(g, ln.eps, ln.gamma, ln.beta)_j)   int16, scale 1/32767
+//! partner, road:
+//!   e_j   = l2.b_j + sum_i t_i * l2.w_ij ; pooled by max over occupied slots (int32)
+//!   z_j   = sat16(smmulr(max e_j, pool.m_j))
+//! head (fusion, actor and critic folded into one matrix; the ego encoder's second layer
+//! folded in too, since no activation separates them):
+//!   h_k   = head.b_k + sum_i [t_ego; z_partner; z_road]_i * head.w_ik   (K logits + value)
+//!   L_k   = smmulr(h_k, head.m_k)                               |L| <= 2^24
+//!   logit_k = L_k as f32 * logit_step, value = L_K as f32 * value_step
+//! ```
+//!
+//! with `smmulr(a, m) = (a * m + 2^31) >> 32` (64-bit product, arithmetic shift; the
+//! Cortex-M4's `SMMULR`) and `sat16` clamping to ±32767. The LayerNorm is fixed point
+//! (see [`layer_norm_tanh`]) and tanh is a 513-entry table with linear interpolation.
+//! Activations are int16: the Cortex-M4's dual multiply-accumulate (`SMLAD`) multiplies
+//! 16-bit lanes, so int16 activations cost nothing over int8 there and keep the error
+//! of the activations far below that of the int8 weights.
+//!
+//! # Layout
+//!
+//! The parameters are 32-bit little-endian words ([`QuantLayout`]); int8 matrices are
+//! packed four weights a word, two inputs by two outputs: word `(p, q)` of an
+//! `inputs x outputs` matrix holds `w[2p][2q], w[2p][2q+1], w[2p+1][2q], w[2p+1][2q+1]`
+//! in its bytes 0..3 (see [`packed_index`]), rows of input pairs one after another.
+//! `SXTB16` of a word then gives output `2q`'s weight pair and `SXTB16 ROR 8` output
+//! `2q + 1`'s, ready for `SMLAD` against a word holding two int16 inputs.
+//!
+//! Validation ([`QuantNet::new`]) bounds every sum so that nothing overflows 32 bits
+//! (or 64 where stated) for *any* observation: the forward pass cannot fail or panic.
+
+mod tanh_table;
+
+#[cfg(spacer_dsp)]
+mod dsp;
+
+pub use tanh_table::TANH_Q15;
+
+use crate::observation::{EGO_FEATURES, PARTNER_FEATURES, ROAD_FEATURES};
+use crate::policy::{HIDDEN, MAX_ACTIONS, PolicyDims, PolicyError};
+
+/// Largest magnitude of an int16 activation.
+pub const ACT_MAX: i32 = 32_767;
+/// Largest magnitude of a LayerNorm input `g` (in its common unit).
+pub const LN_LIMIT: i64 = 1 << 20;
+/// Largest magnitude of an integer logit (so that its f32 conversion is exact).
+pub const LOGIT_LIMIT: i64 = 1 << 24;
+/// Largest magnitude of a LayerNorm gain (Q12: 8.0).
+pub const GAMMA_LIMIT: i32 = 32_767;
+/// Largest magnitude of a LayerNorm shift (Q12: 64.0).
+pub const BETA_LIMIT: i32 = 1 << 18;
+/// Fraction bits of the LayerNorm output and its gain and shift.
+pub const LN_FRAC_BITS: u32 = 12;
+/// Largest LayerNorm epsilon (in `2^18 g^2` units).
+pub const EPS_LIMIT: u64 = 1 << 60;
+/// Largest input scale.
+pub const MAX_IN_SCALE: f32 = 1.0e9;
+/// Largest logit or value step.
+pub const MAX_STEP: f32 = 1.0e6;
+
+/// Input pairs of a layer with `n` inputs.
+pub const fn pairs(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+/// Word and byte of weight `(input i, output j)` in a packed matrix with `outputs`
+/// outputs (rounded up to even).
+pub const fn packed_index(outputs: usize, i: usize, j: usize) -> (usize, usize) {
+    let words_per_row = outputs.div_ceil(2);
+    ((i / 2) * words_per_row + j / 2, (j % 2) + 2 * (i % 2))
+}
+
+/// Words of a packed `inputs x outputs` matrix.
+pub const fn packed_words(inputs: usize, outputs: usize) -> usize {
+    pairs(inputs) * outputs.div_ceil(2)
+}
+
+/// Offsets (in words) of one encoder's tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantEncoderLayout {
+    /// Input features.
+    pub inputs: usize,
+    /// `f32 [inputs]`: multiplier from a feature to its int16 value.
+    pub in_scale: usize,
+    /// Packed int8 `[inputs][64]`.
+    pub l1_w: usize,
+    /// `i32 [64]`.
+    pub l1_b: usize,
+    /// `i32 [64]`: multipliers to the LayerNorm unit.
+    pub l1_m: usize,
+    /// `u64` (two words, low first): epsilon in `2^18 g^2` units.
+    pub ln_eps: usize,
+    /// `i32 [64]`, Q12.
+    pub ln_gamma: usize,
+    /// `i32 [64]`, Q12.
+    pub ln_beta: usize,
+    /// Packed int8 `[64][64]` (pooled encoders only).
+    pub l2_w: usize,
+    /// `i32 [64]` (pooled encoders only).
+    pub l2_b: usize,
+    /// `i32 [64]`: multipliers from the pooled sums to the head's int16 inputs.
+    pub pool_m: usize,
+    /// One past the last word.
+    pub end: usize,
+    /// Whether the encoder has its own second layer and a max-pool (partner, road).
+    pub pooled: bool,
+}
+
+impl QuantEncoderLayout {
+    const fn at(start: usize, inputs: usize, pooled: bool) -> Self {
+        let in_scale = start;
+        let l1_w = in_scale + inputs;
+        let l1_b = l1_w + packed_words(inputs, HIDDEN);
+        let l1_m = l1_b + HIDDEN;
+        let ln_eps = l1_m + HIDDEN;
+        let ln_gamma = ln_eps + 2;
+        let ln_beta = ln_gamma + HIDDEN;
+        let l2_w = ln_beta + HIDDEN;
+        let (l2_b, pool_m, end) = if pooled {
+            let l2_b = l2_w + packed_words(HIDDEN, HIDDEN);
+            (l2_b, l2_b + HIDDEN, l2_b + 2 * HIDDEN)
+        } else {
+            (l2_w, l2_w, l2_w)
+        };
+        Self {
+            inputs,
+            in_scale,
+            l1_w,
+            l1_b,
+            l1_m,
+            ln_eps,
+            ln_gamma,
+            ln_beta,
+            l2_w,
+            l2_b,
+            pool_m,
+            end,
+            pooled,
+        }
+    }
+}
+
+/// Inputs of the folded head: the ego encoder's tanh outputs and the two pooled
+/// encodings.
+pub const HEAD_INPUTS: usize = 3 * HIDDEN;
+
+/// Offsets (in words) of every tensor of an int8 policy with `actions` actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantLayout {
+    /// Ego encoder (no second layer: it is folded into the head).
+    pub ego: QuantEncoderLayout,
+    /// Partner encoder.
+    pub partner: QuantEncoderLayout,
+    /// Road encoder.
+    pub road: QuantEncoderLayout,
+    /// Packed int8 `[192][head_outputs]`.
+    pub head_w: usize,
+    /// `i32 [head_outputs]`.
+    pub head_b: usize,
+    /// `i32 [head_outputs]`: multipliers to the integer logits (and value).
+    pub head_m: usize,
+    /// `f32`: real value of one integer logit.
+    pub logit_step: usize,
+    /// `f32`: real value of one integer value unit.
+    pub value_step: usize,
+    /// Total words.
+    pub total: usize,
+    /// Actions (K).
+    pub actions: usize,
+    /// Head outputs: K logits, the value, padded to even.
+    pub head_outputs: usize,
+}
+
+/// How a tensor of the int8 layout is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantKind {
+    /// f32 values.
+    F32,
+    /// i32 values.
+    I32,
+    /// One u64 in two words.
+    U64,
+    /// A packed int8 matrix.
+    Int8 {
+        /// Inputs.
+        inputs: usize,
+        /// Outputs (padded to even).
+        outputs: usize,
+    },
+}
+
+/// One named tensor of an int8 layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantTensor {
+    /// Name, e.g. `road.l2.w`.
+    pub name: &'static str,
+    /// Offset in words.
+    pub offset: usize,
+    /// Length in words.
+    pub words: usize,
+    /// Storage.
+    pub kind: QuantKind,
+}
+
+impl QuantLayout {
+    /// The layout for `actions` actions.
+    pub const fn new(actions: usize) -> Self {
+        let ego = QuantEncoderLayout::at(0, EGO_FEATURES, false);
+        let partner = QuantEncoderLayout::at(ego.end, PARTNER_FEATURES, true);
+        let road = QuantEncoderLayout::at(partner.end, ROAD_FEATURES, true);
+        let head_outputs = (actions + 1).div_ceil(2) * 2;
+        let head_w = road.end;
+        let head_b = head_w + packed_words(HEAD_INPUTS, head_outputs);
+        let head_m = head_b + head_outputs;
+        let logit_step = head_m + head_outputs;
+        let value_step = logit_step + 1;
+        Self {
+            ego,
+            partner,
+            road,
+            head_w,
+            head_b,
+            head_m,
+            logit_step,
+            value_step,
+            total: value_step + 1,
+            actions,
+            head_outputs,
+        }
+    }
+
+    /// Total words.
+    pub const fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Every tensor in storage order.
+    pub fn tensors(&self) -> [QuantTensor; 32] {
+        let enc = |e: &QuantEncoderLayout, n: [&'static str; 10]| {
+            [
+                QuantTensor {
+                    name: n[0],
+                    offset: e.in_scale,
+                    words: e.inputs,
+                    kind: QuantKind::F32,
+                },
+                QuantTensor {
+                    name: n[1],
+                    offset: e.l1_w,
+                    words: packed_words(e.inputs, HIDDEN),
+                    kind: QuantKind::Int8 {
+                        inputs: e.inputs,
+                        outputs: HIDDEN,
+                    },
+                },
+                QuantTensor {
+                    name: n[2],
+                    offset: e.l1_b,
+                    words: HIDDEN,
+                    kind: QuantKind::I32,
+                },
+                QuantTensor {
+                    name: n[3],
+                    offset: e.l1_m,
+                    words: HIDDEN,
+                    kind: QuantKind::I32,
+                },
+                QuantTensor {
+                    name: n[4],
+                    offset: e.ln_eps,
+                    words: 2,
+                    kind: QuantKind::U64,
+                },
+                QuantTensor {
+                    name: n[5],
+                    offset: e.ln_gamma,
+                    words: HIDDEN,
+                    kind: QuantKind::I32,
+                },
+                QuantTensor {
+                    name: n[6],
+                    offset: e.ln_beta,
+                    words: HIDDEN,
+                    kind: QuantKind::I32,
+                },
+                QuantTensor {
+                    name: n[7],
+                    offset: e.l2_w,
+                    words: e.l2_b - e.l2_w,
+                    kind: QuantKind::Int8 {
+                        inputs: HIDDEN,
+                        outputs: HIDDEN,
+                    },
+                },
+                QuantTensor {
+                    name: n[8],
+                    offset: e.l2_b,
+                    words: e.pool_m - e.l2_b,
+                    kind: QuantKind::I32,
+                },
+                QuantTensor {
+                    name: n[9],
+                    offset: e.pool_m,
+                    words: e.end - e.pool_m,
+                    kind: QuantKind::I32,
+                },
+            ]
+        };
+        let e = enc(
+            &self.ego,
+            [
+                "ego.in_scale",
+                "ego.l1.w",
+                "ego.l1.b",
+                "ego.l1.m",
+                "ego.ln.eps",
+                "ego.ln.gamma",
+                "ego.ln.beta",
+                "ego.l2.w",
+                "ego.l2.b",
+                "ego.pool.m",
+            ],
+        );
+        let p = enc(
+            &self.partner,
+            [
+                "partner.in_scale",
+                "partner.l1.w",
+                "partner.l1.b",
+                "partner.l1.m",
+                "partner.ln.eps",
+                "partner.ln.gamma",
+                "partner.ln.beta",
+                "partner.l2.w",
+                "partner.l2.b",
+                "partner.pool.m",
+            ],
+        );
+        let r = enc(
+            &self.road,
+            [
+                "road.in_scale",
+                "road.l1.w",
+                "road.l1.b",
+                "road.l1.m",
+                "road.ln.eps",
+                "road.ln.gamma",
+                "road.ln.beta",
+                "road.l2.w",
+                "road.l2.b",
+                "road.pool.m",
+            ],
+        );
+        [
+            e[0],
+            e[1],
+            e[2],
+            e[3],
+            e[4],
+            e[5],
+            e[6],
+            e[7],
+            e[8],
+            e[9],
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            p[5],
+            p[6],
+            p[7],
+            p[8],
+            p[9],
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            QuantTensor {
+                name: "head.w",
+                offset: self.head_w,
+                words: packed_words(HEAD_INPUTS, self.head_outputs),
+                kind: QuantKind::Int8 {
+                    inputs: HEAD_INPUTS,
+                    outputs: self.head_outputs,
+                },
+            },
+            QuantTensor {
+                name: "head.b+m+steps",
+                offset: self.head_b,
+                words: self.total - self.head_b,
+                kind: QuantKind::I32,
+            },
+        ]
+    }
+}
+
+/// Int32 words of a parameter set for `actions` actions.
+pub const fn param_words(actions: usize) -> usize {
+    QuantLayout::new(actions).total
+}
+
+/// `(a * m + 2^31) >> 32`: the high word of the rounded 64-bit product (`SMMULR`).
+#[inline(always)]
+pub fn smmulr(a: i32, m: i32) -> i32 {
+    ((a as i64 * m as i64 + (1i64 << 31)) >> 32) as i32
+}
+
+/// Clamps to ±[`ACT_MAX`].
+#[inline(always)]
+pub fn sat16(v: i32) -> i16 {
+    v.clamp(-ACT_MAX, ACT_MAX) as i16
+}
+
+/// An input feature as int16: `x * scale`, clamped to ±32767, rounded half away from
+/// zero. The only floating-point step of the int8 network (IEEE single multiply and
+/// add: the same bits on every target).
+#[inline(always)]
+pub fn quantize_input(x: f32, scale: f32) -> i16 {
+    let v = x * scale;
+    let v = v.clamp(-32767.0, 32767.0);
+    let r = if v < 0.0 { v - 0.5 } else { v + 0.5 };
+    r as i32 as i16
+}
+
+/// `tanh(y / 4096)` in Q15 (±32767) by table and linear interpolation.
+#[inline(always)]
+pub fn tanh_q15(y: i32) -> i16 {
+    let a = y.unsigned_abs();
+    let idx = (a >> 6) as usize;
+    let t = if idx >= 512 {
+        ACT_MAX
+    } else {
+        let lo = TANH_Q15[idx] as i32;
+        let hi = TANH_Q15[idx + 1] as i32;
+        lo + (((hi - lo) * (a & 63) as i32 + 32) >> 6)
+    };
+    (if y < 0 { -t } else { t }) as i16
+}
+
+/// LayerNorm over 64 values in a common fixed-point unit, then tanh, all in integers:
+///
+/// ```text
+/// S = sum g;  d_j = 64 g_j - S;  W = sum d_j^2 + eps      (W = 2^18 (var + eps))
+/// shift W right by an even s so that it fits 32 bits; R = isqrt(W >> s)
+/// inv = 2^31 / R;  n_j = clamp(round(d_j * inv / 2^(16 + s/2)), ±2^15)   (Q12)
+/// y_j = ((n_j * gamma_j + 2^11) >> 12) + beta_j;  t_j = tanh_q15(y_j)
+/// ```
+///
+/// Inputs bounded by validation: `|g| <= 2^20`, `1 <= eps <= 2^60`, gamma and beta
+/// within [`GAMMA_LIMIT`], [`BETA_LIMIT`]; every intermediate then fits its type.
+#[inline]
+pub fn layer_norm_tanh(
+    g: &[i32; HIDDEN],
+    eps: u64,
+    gamma: &[i32],
+    beta: &[i32],
+    out: &mut [i16; HIDDEN],
+) {
+    let s = g.iter().fold(0i32, |a, &v| a.wrapping_add(v));
+    let mut d = [0i32; HIDDEN];
+    let mut var = 0u64;
+    for (dj, &gj) in d.iter_mut().zip(g.iter()) {
+        *dj = gj.wrapping_mul(HIDDEN as i32).wrapping_sub(s);
+        var = var.wrapping_add((*dj as i64 * *dj as i64) as u64);
+    }
+    let w = var.wrapping_add(eps).max(1);
+    let bits = 64 - w.leading_zeros();
+    let shift = if bits > 32 { (bits - 31) & !1 } else { 0 };
+    let r = ((w >> shift) as u32).isqrt().max(1);
+    let inv = (1u32 << 31) / r;
+    let sh = 16 + shift / 2;
+    let round = 1i64 << (sh - 1);
+    for (((o, &dj), &gm), &bt) in out.iter_mut().zip(d.iter()).zip(gamma).zip(beta) {
+        let n = ((dj as i64 * inv as i64 + round) >> sh).clamp(-32_768, 32_768) as i32;
+        let y = ((n * gm + (1 << (LN_FRAC_BITS - 1))) >> LN_FRAC_BITS) + bt;
+        *o = tanh_q15(y);
+    }
+}
+
+/// Packs two int16 values into one word (low half first), as they lie in memory.
+#[inline(always)]
+pub fn pack_pair(lo: i16, hi: i16) -> u32 {
+    (lo as u16 as u32) | ((hi as u16 as u32) << 16)
+}
+
+/// Slots encoded together before their second layer runs as one small matrix product.
+#[cfg(spacer_dsp)]
+pub(crate) const POOL_TILE: usize = 2;
+#[cfg(not(spacer_dsp))]
+pub(crate) const POOL_TILE: usize = 8;
+
+/// Input pairs of a 64-wide layer.
+const HP: usize = HIDDEN / 2;
+
+/// The int16 activations of up to `S` slots, pair-interleaved: `rows[p][s]` holds
+/// inputs `2p` and `2p + 1` of slot `s` (so that two slots' pairs load as one
+/// doubleword).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(8))]
+pub(crate) struct Tile<const S: usize> {
+    pub(crate) rows: [[u32; S]; HP],
+}
+
+impl<const S: usize> Tile<S> {
+    pub(crate) const fn new() -> Self {
+        Self { rows: [[0; S]; HP] }
+    }
+
+    fn set_column(&mut self, col: usize, t: &[i16; HIDDEN]) {
+        for (row, pair) in self.rows.iter_mut().zip(t.chunks_exact(2)) {
+            if let Some(w) = row.get_mut(col) {
+                *w = pack_pair(pair[0], pair[1]);
+            }
+        }
+    }
+}
+
+/// Portable integer kernels: the definition every other implementation must match.
+pub(crate) mod portable {
+    use super::{HIDDEN, HP, Tile};
+
+    #[inline(always)]
+    fn lanes(x: u32) -> (i32, i32) {
+        (x as u16 as i16 as i32, (x >> 16) as u16 as i16 as i32)
+    }
+
+    /// The four weights of a packed word: `(w[2p][2q], w[2p+1][2q])` and
+    /// `(w[2p][2q+1], w[2p+1][2q+1])`.
+    #[inline(always)]
+    fn weights(w: u32) -> ([i32; 2], [i32; 2]) {
+        let b = w.to_le_bytes();
+        (
+            [b[0] as i8 as i32, b[2] as i8 as i32],
+            [b[1] as i8 as i32, b[3] as i8 as i32],
+        )
+    }
+
+    /// `acc[j] = b[j] + sum_p x[p] . w[p][j]` over `acc.len()` outputs (`w` has
+    /// `acc.len() / 2` words per input pair). Pairs of zero inputs are skipped.
+    pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
+        let n = acc.len();
+        let per_row = n.div_ceil(2);
+        for (a, &bias) in acc.iter_mut().zip(b) {
+            *a = bias;
+        }
+        if per_row == 0 {
+            return;
+        }
+        for (&xp, row) in x.iter().zip(w.chunks_exact(per_row)) {
+            if xp == 0 {
+                continue;
+            }
+            let (x0, x1) = lanes(xp);
+            for (a, &word) in acc.chunks_exact_mut(2).zip(row) {
+                let (w0, w1) = weights(word);
+                a[0] = a[0].wrapping_add(x0 * w0[0]).wrapping_add(x1 * w0[1]);
+                a[1] = a[1].wrapping_add(x0 * w1[0]).wrapping_add(x1 * w1[1]);
+            }
+        }
+    }
+
+    /// The 64 x 64 second layer of the first `n` slots of `tile` into `out`.
+    pub fn dense_tile<const S: usize>(
+        tile: &Tile<S>,
+        n: usize,
+        w: &[u32],
+        b: &[i32],
+        out: &mut [[i32; HIDDEN]; S],
+    ) {
+        let n = n.min(S);
+        for o in out.iter_mut().take(n) {
+            for (a, &bias) in o.iter_mut().zip(b) {
+                *a = bias;
+            }
+        }
+        for (row, ws) in tile.rows.iter().zip(w.chunks_exact(HP)) {
+            // Expand the row's 64 weight pairs once for every slot of the tile.
+            let mut w0 = [0i32; HIDDEN];
+            let mut w1 = [0i32; HIDDEN];
+            for (q, &word) in ws.iter().enumerate() {
+                let (a, b) = weights(word);
+                w0[2 * q] = a[0];
+                w1[2 * q] = a[1];
+                w0[2 * q + 1] = b[0];
+                w1[2 * q + 1] = b[1];
+            }
+            for (o, &xp) in out.iter_mut().zip(row.iter()).take(n) {
+                let (x0, x1) = lanes(xp);
+                for ((a, &u), &v) in o.iter_mut().zip(w0.iter()).zip(w1.iter()) {
+                    *a = a.wrapping_add(x0 * u + x1 * v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(spacer_dsp)]
+use dsp as kernels;
+#[cfg(not(spacer_dsp))]
+use portable as kernels;
+
+/// The int8 network over borrowed, validated words.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QuantNet<'w> {
+    words: &'w [u32],
+    layout: QuantLayout,
+    /// What an empty partner / road slot encodes to (the pooled encoders' int32 sums).
+    empty_partner: [i32; HIDDEN],
+    empty_road: [i32; HIDDEN],
+}
+
+/// `|b_j| + 32767 * sum_i |w_ij|` per output of a packed matrix, into `out`.
+fn sum_bounds(w: &[u32], b: &[u32], inputs: usize, outputs: usize, out: &mut [i64]) {
+    let per_row = outputs.div_ceil(2);
+    for (j, o) in out.iter_mut().enumerate().take(outputs) {
+        let mut s = 0i64;
+        for p in 0..pairs(inputs) {
+            let word = w.get(p * per_row + j / 2).copied().unwrap_or(0);
+            let bytes = word.to_le_bytes();
+            let (lo, hi) = (bytes[j % 2] as i8, bytes[2 + j % 2] as i8);
+            s += (lo as i64).abs() + (hi as i64).abs();
+        }
+        let bias = b.get(j).map_or(0, |&v| v as i32 as i64);
+        *o = bias.abs() + ACT_MAX as i64 * s;
+    }
+}
+
+fn read_u64(w: &[u32]) -> u64 {
+    w.first().copied().unwrap_or(0) as u64 | (w.get(1).copied().unwrap_or(0) as u64) << 32
+}
+
+impl<'w> QuantNet<'w> {
+    /// Validates `words` as an int8 parameter set for `dims` (see the module docs for
+    /// what is bounded) and precomputes the empty-slot encodings.
+    pub(crate) fn new(dims: PolicyDims, words: &'w [u32]) -> Result<Self, PolicyError> {
+        dims.validate()?;
+        let layout = QuantLayout::new(dims.actions());
+        if words.len() != layout.total {
+            return Err(PolicyError::WrongParamCount);
+        }
+        let get = |at: usize, n: usize| words.get(at..at + n).unwrap_or(&[]);
+        let mut bounds = [0i64; MAX_ACTIONS + 2];
+        for e in [&layout.ego, &layout.partner, &layout.road] {
+            let scale_ok = get(e.in_scale, e.inputs).iter().all(|&w| {
+                let s = f32::from_bits(w);
+                s.is_finite() && s > 0.0 && s <= MAX_IN_SCALE
+            });
+            if !scale_ok {
+                return Err(PolicyError::BadWeight);
+            }
+            sum_bounds(
+                get(e.l1_w, packed_words(e.inputs, HIDDEN)),
+                get(e.l1_b, HIDDEN),
+                e.inputs,
+                HIDDEN,
+                &mut bounds,
+            );
+            for (&m, &b) in get(e.l1_m, HIDDEN).iter().zip(bounds.iter()) {
+                let m = m as i32;
+                if m < 0 || b > i32::MAX as i64 || smmulr(b as i32, m) as i64 > LN_LIMIT {
+                    return Err(PolicyError::BadWeight);
+                }
+            }
+            if !(1..=EPS_LIMIT).contains(&read_u64(get(e.ln_eps, 2))) {
+                return Err(PolicyError::BadWeight);
+            }
+            let gamma_ok = get(e.ln_gamma, HIDDEN)
+                .iter()
+                .all(|&v| (v as i32).abs() <= GAMMA_LIMIT);
+            let beta_ok = get(e.ln_beta, HIDDEN)
+                .iter()
+                .all(|&v| (v as i32).abs() <= BETA_LIMIT);
+            if !(gamma_ok && beta_ok) {
+                return Err(PolicyError::BadWeight);
+            }
+            if e.pooled {
+                sum_bounds(
+                    get(e.l2_w, packed_words(HIDDEN, HIDDEN)),
+                    get(e.l2_b, HIDDEN),
+                    HIDDEN,
+                    HIDDEN,
+                    &mut bounds,
+                );
+                let sums_ok = bounds[..HIDDEN].iter().all(|&b| b <= i32::MAX as i64);
+                let m_ok = get(e.pool_m, HIDDEN).iter().all(|&m| (m as i32) >= 0);
+                if !(sums_ok && m_ok) {
+                    return Err(PolicyError::BadWeight);
+                }
+            }
+        }
+        let ho = layout.head_outputs;
+        sum_bounds(
+            get(layout.head_w, packed_words(HEAD_INPUTS, ho)),
+            get(layout.head_b, ho),
+            HEAD_INPUTS,
+            ho,
+            &mut bounds,
+        );
+        for (&m, &b) in get(layout.head_m, ho).iter().zip(bounds.iter()) {
+            let m = m as i32;
+            if m < 0 || b > i32::MAX as i64 || (smmulr(b as i32, m) as i64) > LOGIT_LIMIT {
+                return Err(PolicyError::BadWeight);
+            }
+        }
+        for at in [layout.logit_step, layout.value_step] {
+            let s = f32::from_bits(get(at, 1).first().copied().unwrap_or(0));
+            if !(s.is_finite() && s > 0.0 && s <= MAX_STEP) {
+                return Err(PolicyError::BadWeight);
+            }
+        }
+        let mut net = Self {
+            words,
+            layout,
+            empty_partner: [0; HIDDEN],
+            empty_road: [0; HIDDEN],
+        };
+        net.empty_partner = net.encode_one(&layout.partner, &[0.0; PARTNER_FEATURES]);
+        net.empty_road = net.encode_one(&layout.road, &[0.0; ROAD_FEATURES]);
+        Ok(net)
+    }
+
+    /// The parameter words.
+    pub(crate) fn words(&self) -> &'w [u32] {
+        self.words
+    }
+
+    #[inline(always)]
+    fn words_at(&self, at: usize, n: usize) -> &'w [u32] {
+        // Offsets come from the layout the length was checked against.
+        self.words.get(at..at + n).unwrap_or(&[])
+    }
+
+    #[inline(always)]
+    fn i32s_at(&self, at: usize, n: usize) -> &'w [i32] {
+        bytemuck::try_cast_slice(self.words_at(at, n)).unwrap_or(&[])
+    }
+
+    #[inline(always)]
+    fn f32_at(&self, at: usize) -> f32 {
+        f32::from_bits(self.words_at(at, 1).first().copied().unwrap_or(0))
+    }
+
+    /// One slot through quantization, the first layer, the LayerNorm and the tanh.
+    fn first_stage(&self, e: &QuantEncoderLayout, x: &[f32], t: &mut [i16; HIDDEN]) {
+        let mut q = [0u32; pairs(ROAD_FEATURES)];
+        let scale = self.words_at(e.in_scale, e.inputs);
+        for (i, (&xi, &s)) in x.iter().zip(scale).enumerate() {
+            let v = quantize_input(xi, f32::from_bits(s)) as u16 as u32;
+            if let Some(w) = q.get_mut(i / 2) {
+                *w |= v << (16 * (i % 2));
+            }
+        }
+        let np = pairs(e.inputs).min(q.len());
+        let mut acc = [0i32; HIDDEN];
+        kernels::dense(
+            &q[..np],
+            self.words_at(e.l1_w, packed_words(e.inputs, HIDDEN)),
+            self.i32s_at(e.l1_b, HIDDEN),
+            &mut acc,
+        );
+        let mut g = [0i32; HIDDEN];
+        for ((gj, &a), &m) in g
+            .iter_mut()
+            .zip(acc.iter())
+            .zip(self.i32s_at(e.l1_m, HIDDEN))
+        {
+            *gj = smmulr(a, m);
+        }
+        layer_norm_tanh(
+            &g,
+            read_u64(self.words_at(e.ln_eps, 2)),
+            self.i32s_at(e.ln_gamma, HIDDEN),
+            self.i32s_at(e.ln_beta, HIDDEN),
+            t,
+        );
+    }
+
+    /// The second layer of the first `n` columns of `tile`.
+    fn second_stage<const S: usize>(
+        &self,
+        e: &QuantEncoderLayout,
+        tile: &Tile<S>,
+        n: usize,
+        out: &mut [[i32; HIDDEN]; S],
+    ) {
+        kernels::dense_tile(
+            tile,
+            n,
+            self.words_at(e.l2_w, packed_words(HIDDEN, HIDDEN)),
+            self.i32s_at(e.l2_b, HIDDEN),
+            out,
+        );
+    }
+
+    /// A pooled encoder's int32 sums for one slot.
+    fn encode_one(&self, e: &QuantEncoderLayout, x: &[f32]) -> [i32; HIDDEN] {
+        let mut t = [0i16; HIDDEN];
+        self.first_stage(e, x, &mut t);
+        let mut tile = Tile::<1>::new();
+        tile.set_column(0, &t);
+        let mut out = [[0i32; HIDDEN]; 1];
+        portable::dense_tile(
+            &tile,
+            1,
+            self.words_at(e.l2_w, packed_words(HIDDEN, HIDDEN)),
+            self.i32s_at(e.l2_b, HIDDEN),
+            &mut out,
+        );
+        out[0]
+    }
+
+    /// Max-pooled second-layer sums over `slots` (each `width` long); empty slots use
+    /// `empty`, computed once.
+    fn pool(
+        &self,
+        e: &QuantEncoderLayout,
+        slots: &[f32],
+        width: usize,
+        empty: &[i32; HIDDEN],
+        out: &mut [i32; HIDDEN],
+    ) {
+        // Integer max is exact and order-free: merge in any order.
+        let mut any = false;
+        let merge = |v: &[i32; HIDDEN], out: &mut [i32; HIDDEN], any: &mut bool| {
+            if *any {
+                for (o, &x) in out.iter_mut().zip(v.iter()) {
+                    *o = (*o).max(x);
+                }
+            } else {
+                *out = *v;
+                *any = true;
+            }
+        };
+        let mut seen_empty = false;
+        let mut tile = Tile::<POOL_TILE>::new();
+        let mut sums = [[0i32; HIDDEN]; POOL_TILE];
+        let mut t = [0i16; HIDDEN];
+        let mut n = 0usize;
+        for slot in slots.chunks_exact(width) {
+            if crate::policy::is_zero(slot) {
+                if !seen_empty {
+                    seen_empty = true;
+                    merge(empty, out, &mut any);
+                }
+                continue;
+            }
+            self.first_stage(e, slot, &mut t);
+            tile.set_column(n, &t);
+            n += 1;
+            if n == POOL_TILE {
+                self.second_stage(e, &tile, n, &mut sums);
+                for s in &sums {
+                    merge(s, out, &mut any);
+                }
+                n = 0;
+            }
+        }
+        if n > 0 {
+            self.second_stage(e, &tile, n, &mut sums);
+            for s in sums.iter().take(n) {
+                merge(s, out, &mut any);
+            }
+        }
+        if !any {
+            *out = *empty;
+        }
+    }
+
+    /// The head's integer outputs (K logits, then the value) for one validated
+    /// observation.
+    fn head(&self, dims: &PolicyDims, obs: &[f32], out: &mut [i32; MAX_ACTIONS + 2]) {
+        let lay = &self.layout;
+        let p_len = dims.max_partners as usize * PARTNER_FEATURES;
+        let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
+        let (partners, roads) = rest.split_at(p_len.min(rest.len()));
+        // The head's inputs as pairs: ego tanh outputs, then the two pooled encodings.
+        let mut z = [0u32; HEAD_INPUTS / 2];
+        let mut t = [0i16; HIDDEN];
+        self.first_stage(&lay.ego, ego, &mut t);
+        for (zp, pair) in z.iter_mut().zip(t.chunks_exact(2)) {
+            *zp = pack_pair(pair[0], pair[1]);
+        }
+        let mut pooled = [0i32; HIDDEN];
+        for (block, e, empty, rows) in [
+            (1, &lay.partner, &self.empty_partner, partners),
+            (2, &lay.road, &self.empty_road, roads),
+        ] {
+            let width = e.inputs;
+            self.pool(e, rows, width, empty, &mut pooled);
+            let m = self.i32s_at(e.pool_m, HIDDEN);
+            let zs = z.get_mut(block * HP..(block + 1) * HP).unwrap_or(&mut []);
+            for ((zp, v), m) in zs
+                .iter_mut()
+                .zip(pooled.chunks_exact(2))
+                .zip(m.chunks_exact(2))
+            {
+                *zp = pack_pair(sat16(smmulr(v[0], m[0])), sat16(smmulr(v[1], m[1])));
+            }
+        }
+        let ho = lay.head_outputs.min(MAX_ACTIONS + 2);
+        let mut acc = [0i32; MAX_ACTIONS + 2];
+        let acc = &mut acc[..ho];
+        kernels::dense(
+            &z,
+            self.words_at(lay.head_w, packed_words(HEAD_INPUTS, ho)),
+            self.i32s_at(lay.head_b, ho),
+            acc,
+        );
+        for ((o, &a), &m) in out
+            .iter_mut()
+            .zip(acc.iter())
+            .zip(self.i32s_at(lay.head_m, ho))
+        {
+            *o = smmulr(a, m);
+        }
+    }
+
+    /// Logits and value of one observation (validated by the caller).
+    pub(crate) fn forward(&self, dims: &PolicyDims, obs: &[f32], logits: &mut [f32]) -> f32 {
+        let k = dims.actions();
+        let mut ints = [0i32; MAX_ACTIONS + 2];
+        self.head(dims, obs, &mut ints);
+        let step = self.f32_at(self.layout.logit_step);
+        for (l, &v) in logits.iter_mut().zip(ints.iter()).take(k) {
+            *l = v as f32 * step;
+        }
+        ints.get(k)
+            .map_or(0.0, |&v| v as f32 * self.f32_at(self.layout.value_step))
+    }
+
+    /// Integer logits (K) and value (index K) of one validated observation: what
+    /// [`QuantNet::forward`] scales to f32.
+    pub(crate) fn forward_int(
+        &self,
+        dims: &PolicyDims,
+        obs: &[f32],
+        out: &mut [i32; MAX_ACTIONS + 2],
+    ) {
+        self.head(dims, obs, out);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::math::Rng;
+    use crate::policy::Policy;
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn set_i8(words: &mut [u32], at: usize, outputs: usize, i: usize, j: usize, v: i8) {
+        let (w, b) = packed_index(outputs, i, j);
+        let mut bytes = words[at + w].to_le_bytes();
+        bytes[b] = v as u8;
+        words[at + w] = u32::from_le_bytes(bytes);
+    }
+
+    fn get_i8(words: &[u32], at: usize, outputs: usize, i: usize, j: usize) -> i32 {
+        let (w, b) = packed_index(outputs, i, j);
+        words[at + w].to_le_bytes()[b] as i8 as i32
+    }
+
+    /// A valid int8 parameter set with random weights and plausible scales.
+    pub(crate) fn random_words(actions: usize, seed: u64) -> Vec<u32> {
+        let lay = QuantLayout::new(actions);
+        let mut w = vec![0u32; lay.total];
+        let mut rng = Rng::new(seed);
+        let small = |rng: &mut Rng, r: i32| rng.below(2 * r as u32 + 1) as i32 - r;
+        for e in [lay.ego, lay.partner, lay.road] {
+            for i in 0..e.inputs {
+                w[e.in_scale + i] = (2000.0 + 30000.0 * rng.next_f32()).to_bits();
+            }
+            for i in 0..e.inputs {
+                for j in 0..HIDDEN {
+                    let v = small(&mut rng, 127) as i8;
+                    set_i8(&mut w, e.l1_w, HIDDEN, i, j, v);
+                }
+            }
+            for j in 0..HIDDEN {
+                w[e.l1_b + j] = small(&mut rng, 1_000_000) as u32;
+                w[e.l1_m + j] = (1u32 << 25) + rng.below(1 << 24);
+                w[e.ln_gamma + j] = (4096 + small(&mut rng, 2000)) as u32;
+                w[e.ln_beta + j] = small(&mut rng, 3000) as u32;
+            }
+            w[e.ln_eps] = 1000;
+            if e.pooled {
+                for i in 0..HIDDEN {
+                    for j in 0..HIDDEN {
+                        let v = small(&mut rng, 127) as i8;
+                        set_i8(&mut w, e.l2_w, HIDDEN, i, j, v);
+                    }
+                }
+                for j in 0..HIDDEN {
+                    w[e.l2_b + j] = small(&mut rng, 10_000_000) as u32;
+                    w[e.pool_m + j] = (1u32 << 19) + rng.below(1 << 18);
+                }
+            }
+        }
+        for i in 0..HEAD_INPUTS {
+            for j in 0..lay.head_outputs {
+                let v = small(&mut rng, 127) as i8;
+                set_i8(&mut w, lay.head_w, lay.head_outputs, i, j, v);
+            }
+        }
+        for j in 0..lay.head_outputs {
+            w[lay.head_b + j] = small(&mut rng, 10_000_000) as u32;
+            w[lay.head_m + j] = (1u32 << 23) + rng.below(1 << 24);
+        }
+        w[lay.logit_step] = 1.0e-4f32.to_bits();
+        w[lay.value_step] = 2.0e-4f32.to_bits();
+        w
+    }
+
+    /// The network the obvious way: every slot encoded, every weight unpacked one by
+    /// one, no tiles, no skipping.
+    fn reference(words: &[u32], dims: &PolicyDims, obs: &[f32]) -> Vec<i32> {
+        let lay = QuantLayout::new(dims.actions());
+        let i32_at = |at: usize| words[at] as i32;
+        let first = |e: &QuantEncoderLayout, x: &[f32]| -> [i16; HIDDEN] {
+            let q: Vec<i32> = (0..e.inputs)
+                .map(|i| quantize_input(x[i], f32::from_bits(words[e.in_scale + i])) as i32)
+                .collect();
+            let mut g = [0i32; HIDDEN];
+            for (j, gj) in g.iter_mut().enumerate() {
+                let mut a = i32_at(e.l1_b + j);
+                for (i, &qi) in q.iter().enumerate() {
+                    a += qi * get_i8(words, e.l1_w, HIDDEN, i, j);
+                }
+                *gj = smmulr(a, i32_at(e.l1_m + j));
+            }
+            let eps = words[e.ln_eps] as u64 | (words[e.ln_eps + 1] as u64) << 32;
+            let gamma: Vec<i32> = (0..HIDDEN).map(|j| i32_at(e.ln_gamma + j)).collect();
+            let beta: Vec<i32> = (0..HIDDEN).map(|j| i32_at(e.ln_beta + j)).collect();
+            let mut t = [0i16; HIDDEN];
+            layer_norm_tanh(&g, eps, &gamma, &beta, &mut t);
+            t
+        };
+        let second = |e: &QuantEncoderLayout, t: &[i16; HIDDEN]| -> Vec<i32> {
+            (0..HIDDEN)
+                .map(|j| {
+                    let mut a = i32_at(e.l2_b + j);
+                    for (i, &ti) in t.iter().enumerate() {
+                        a += ti as i32 * get_i8(words, e.l2_w, HIDDEN, i, j);
+                    }
+                    a
+                })
+                .collect()
+        };
+        let pool = |e: &QuantEncoderLayout, slots: &[f32], w: usize| -> Vec<i16> {
+            let mut best = vec![i32::MIN; HIDDEN];
+            for s in slots.chunks(w) {
+                for (b, v) in best.iter_mut().zip(second(e, &first(e, s))) {
+                    *b = (*b).max(v);
+                }
+            }
+            best.iter()
+                .enumerate()
+                .map(|(j, &v)| sat16(smmulr(v, i32_at(e.pool_m + j))))
+                .collect()
+        };
+        let np = dims.max_partners as usize * 6;
+        let mut z: Vec<i16> = first(&lay.ego, &obs[..6]).to_vec();
+        z.extend(pool(&lay.partner, &obs[6..6 + np], 6));
+        z.extend(pool(&lay.road, &obs[6 + np..], 13));
+        (0..dims.actions() + 1)
+            .map(|k| {
+                let mut a = i32_at(lay.head_b + k);
+                for (i, &zi) in z.iter().enumerate() {
+                    a += zi as i32 * get_i8(words, lay.head_w, lay.head_outputs, i, k);
+                }
+                smmulr(a, i32_at(lay.head_m + k))
+            })
+            .collect()
+    }
+
+    fn sample_obs(dims: &PolicyDims, seed: u64, partners: usize, roads: usize) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        let mut o = vec![0.0f32; dims.observation_len()];
+        for v in &mut o[..6] {
+            *v = rng.next_f32() - 0.5;
+        }
+        for s in 0..partners {
+            for v in &mut o[6 + s * 6..12 + s * 6] {
+                *v = rng.normal() * 0.3;
+            }
+        }
+        let r0 = 6 + dims.max_partners as usize * 6;
+        for s in 0..roads {
+            let slot = &mut o[r0 + s * 13..r0 + s * 13 + 13];
+            for v in &mut slot[..6] {
+                *v = rng.normal() * 0.3;
+            }
+            slot[6 + (rng.below(7) as usize)] = 1.0;
+        }
+        o
+    }
+
+    #[test]
+    fn forward_matches_the_obvious_implementation() {
+        let dims = PolicyDims::default();
+        let words = random_words(dims.actions(), 1);
+        let pol = Policy::new_int8(dims, &words).unwrap();
+        for (seed, np, nr) in [(1, 0, 0), (2, 5, 17), (3, 63, 200), (4, 1, 0), (5, 9, 1)] {
+            let obs = sample_obs(&dims, seed, np, nr);
+            let want = reference(&words, &dims, &obs);
+            let mut ints = [0i32; MAX_ACTIONS + 2];
+            pol.forward_int8(&obs, &mut ints).unwrap();
+            assert_eq!(&ints[..201], &want[..], "seed {seed}");
+            let mut logits = vec![0.0f32; 200];
+            let v = pol.forward(&obs, &mut logits).unwrap();
+            for (l, &w) in logits.iter().zip(&want) {
+                assert_eq!(*l, w as f32 * 1.0e-4);
+            }
+            assert_eq!(v, want[200] as f32 * 2.0e-4);
+            // Distinct logits: the run is not trivial.
+            let distinct: std::collections::BTreeSet<i32> = want.iter().copied().collect();
+            assert!(distinct.len() > 150, "{}", distinct.len());
+        }
+    }
+
+    #[test]
+    fn extreme_observations_never_overflow() {
+        // The largest accepted magnitude everywhere, both signs: validation's bounds
+        // hold, so the reference (which would panic on overflow in debug builds) and
+        // the kernels agree.
+        let dims = PolicyDims::default();
+        let words = random_words(dims.actions(), 2);
+        let pol = Policy::new_int8(dims, &words).unwrap();
+        for sign in [1.0f32, -1.0] {
+            let obs = vec![sign * crate::policy::MAX_OBSERVATION_MAGNITUDE; dims.observation_len()];
+            let want = reference(&words, &dims, &obs);
+            let mut ints = [0i32; MAX_ACTIONS + 2];
+            pol.forward_int8(&obs, &mut ints).unwrap();
+            assert_eq!(&ints[..201], &want[..]);
+        }
+    }
+
+    #[test]
+    fn batch_equals_single() {
+        let dims = PolicyDims::default();
+        let words = random_words(dims.actions(), 7);
+        let pol = Policy::new_int8(dims, &words).unwrap();
+        let d = dims.observation_len();
+        let n = 5;
+        let obs: Vec<f32> = (0..n)
+            .flat_map(|i| sample_obs(&dims, 10 + i as u64, i * 3, i * 20))
+            .collect();
+        let mut logits = vec![0.0; n * 200];
+        let mut values = vec![0.0; n];
+        pol.forward_batch(&obs, &mut logits, &mut values).unwrap();
+        for i in 0..n {
+            let mut l = vec![0.0; 200];
+            let v = pol.forward(&obs[i * d..(i + 1) * d], &mut l).unwrap();
+            assert_eq!(&logits[i * 200..(i + 1) * 200], &l[..]);
+            assert_eq!(values[i].to_bits(), v.to_bits());
+        }
+    }
+
+    #[test]
+    fn validation_refuses_out_of_bounds_parameters() {
+        let dims = PolicyDims::default();
+        let good = random_words(dims.actions(), 3);
+        let lay = QuantLayout::new(dims.actions());
+        assert!(Policy::new_int8(dims, &good).is_ok());
+        assert_eq!(
+            Policy::new_int8(dims, &good[1..]).unwrap_err(),
+            PolicyError::WrongParamCount
+        );
+        let cases: [(usize, u32); 12] = [
+            (lay.ego.in_scale, f32::NAN.to_bits()),
+            (lay.road.in_scale + 3, 0.0f32.to_bits()),
+            (lay.partner.in_scale, (-1.0f32).to_bits()),
+            (lay.ego.l1_m, (-5i32) as u32),
+            (lay.ego.l1_m + 3, i32::MAX as u32),
+            (lay.road.ln_eps, 0),
+            (lay.partner.ln_gamma, 40_000),
+            (lay.road.ln_beta + 9, (-(1i32 << 20)) as u32),
+            (lay.partner.pool_m, (-1i32) as u32),
+            (lay.head_m + 17, 1 << 30),
+            (lay.logit_step, f32::INFINITY.to_bits()),
+            (lay.head_b + 4, i32::MAX as u32),
+        ];
+        for (at, v) in cases {
+            let mut bad = good.clone();
+            bad[at] = v;
+            assert_eq!(
+                Policy::new_int8(dims, &bad).unwrap_err(),
+                PolicyError::BadWeight,
+                "word {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn tanh_table_is_tanh() {
+        for (i, &t) in TANH_Q15.iter().enumerate() {
+            let want = libm::tanh(i as f64 / 64.0) * 32767.0;
+            assert!((t as f64 - want).abs() <= 0.5, "{i}: {t} vs {want}");
+        }
+        let mut worst = 0.0f64;
+        for y in -40_000..40_000 {
+            let want = libm::tanh(y as f64 / 4096.0) * 32767.0;
+            worst = worst.max((tanh_q15(y) as f64 - want).abs());
+        }
+        // Linear interpolation between entries 1/64 apart: under 2 units of 1/32767.
+        assert!(worst < 2.0, "{worst}");
+    }
+
+    #[test]
+    fn fixed_point_layer_norm_tracks_the_real_one() {
+        let mut rng = Rng::new(4);
+        let mut worst = 0.0f64;
+        for case in 0..300 {
+            // Spreads from tiny to the full 2^20 range.
+            let scale = [3.0f32, 100.0, 5_000.0, 200_000.0, 1_000_000.0][case % 5];
+            let mut g = [0i32; HIDDEN];
+            for v in g.iter_mut() {
+                *v = ((rng.normal() * scale) as i32).clamp(-(1 << 20), 1 << 20);
+            }
+            let gamma: Vec<i32> = (0..HIDDEN)
+                .map(|_| (4096.0 + 2000.0 * rng.normal()) as i32)
+                .collect();
+            let beta: Vec<i32> = (0..HIDDEN)
+                .map(|_| (1000.0 * rng.normal()) as i32)
+                .collect();
+            let eps = 10u64;
+            let mut t = [0i16; HIDDEN];
+            layer_norm_tanh(&g, eps, &gamma, &beta, &mut t);
+            let mean = g.iter().map(|&v| v as f64).sum::<f64>() / 64.0;
+            let var = g.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 64.0;
+            let eps_g = eps as f64 / (1u64 << 18) as f64;
+            for j in 0..HIDDEN {
+                let n = (g[j] as f64 - mean) / (var + eps_g).sqrt();
+                let y = n * gamma[j] as f64 / 4096.0 + beta[j] as f64 / 4096.0;
+                let want = libm::tanh(y) * 32767.0;
+                worst = worst.max((t[j] as f64 - want).abs());
+            }
+        }
+        // The Q12 steps of the normalised value (2.4e-4) times gains up to 2.5: under
+        // 1e-3 of the tanh's range.
+        assert!(worst < 32.0, "{worst}");
+    }
+
+    #[test]
+    fn input_quantization_rounds_and_saturates() {
+        assert_eq!(quantize_input(0.0, 1000.0), 0);
+        assert_eq!(quantize_input(-0.0, 1000.0), 0);
+        assert_eq!(quantize_input(0.0015, 1000.0), 2);
+        assert_eq!(quantize_input(-0.0015, 1000.0), -2);
+        assert_eq!(quantize_input(1.0e4, 1.0e9), 32767);
+        assert_eq!(quantize_input(-1.0e4, 1.0e9), -32767);
+        assert_eq!(smmulr(1 << 30, 1 << 30), 1 << 28);
+        assert_eq!(smmulr(-3, 1 << 30), -1);
+        assert_eq!(smmulr(-3, -(1 << 30)), 1);
+        assert_eq!(sat16(40_000), 32767);
+        assert_eq!(sat16(-40_000), -32767);
+    }
+}
