@@ -28,6 +28,10 @@ pub static BLOB: &Aligned<[u8]> =
 /// Where the blob came from (a file, or the deterministic initialisation).
 pub const BLOB_SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/policy_source.txt"));
 
+/// The QEMU machine whose memory map the firmware was linked for (`mps2-an386` or
+/// `netduinoplus2`, from `SPACER_FIRMWARE_MACHINE` at build time).
+pub const MACHINE: &str = include_str!(concat!(env!("OUT_DIR"), "/machine.txt"));
+
 /// Agents in the scene.
 pub const AGENTS: usize = 4;
 /// Decisions the firmware runs (4 s of driving).

@@ -959,6 +959,76 @@ impl<'w> QuantNet<'w> {
     }
 }
 
+/// Runs this target's integer kernels (the Cortex-M4 DSP assembly on `thumbv7em`,
+/// the portable code elsewhere) and the portable definitions on `cases` rounds of
+/// pseudo-random inputs (extreme and zero values included) and compares every output.
+/// Returns the number of outputs compared, or the round that differed.
+///
+/// # Errors
+/// The index of the first round whose outputs differ.
+pub fn check_kernels(seed: u64, cases: usize) -> Result<usize, usize> {
+    let mut rng = crate::math::Rng::new(seed);
+    let mut compared = 0usize;
+    // Weights for the largest shape tested: 32 x 32 words (the second layer).
+    let mut words = [0u32; HP * HP];
+    let mut bias = [0i32; 204];
+    for case in 0..cases {
+        for w in words.iter_mut() {
+            *w = rng.next_u32();
+        }
+        for b in bias.iter_mut() {
+            *b = rng.next_u32() as i32 >> 4;
+        }
+        let value = |rng: &mut crate::math::Rng| -> i16 {
+            match rng.below(8) {
+                0 => 0,
+                1 => ACT_MAX as i16,
+                2 => -ACT_MAX as i16,
+                _ => rng.next_u32() as i16,
+            }
+        };
+        let mut x = [0u32; HEAD_INPUTS / 2];
+        for p in x.iter_mut() {
+            *p = if rng.below(4) == 0 {
+                0
+            } else {
+                pack_pair(value(&mut rng), value(&mut rng))
+            };
+        }
+        // A first layer (7 pairs, 64 outputs) and a head's shape (202 outputs; 10 of its
+        // 96 input pairs, to keep the test's stack small).
+        for (pairs, outs) in [(7usize, HIDDEN), (10, 202)] {
+            let (mut a, mut b) = ([0i32; 204], [0i32; 204]);
+            let w = &words[..pairs * outs / 2];
+            kernels::dense(&x[..pairs], w, &bias[..outs], &mut a[..outs]);
+            portable::dense(&x[..pairs], w, &bias[..outs], &mut b[..outs]);
+            if a != b {
+                return Err(case);
+            }
+            compared += outs;
+        }
+        // The second layer over one and two slots.
+        let mut tile = Tile::<POOL_TILE>::new();
+        for row in tile.rows.iter_mut() {
+            for v in row.iter_mut() {
+                *v = pack_pair(value(&mut rng), value(&mut rng));
+            }
+        }
+        for n in 1..=POOL_TILE {
+            let mut a = [[0i32; HIDDEN]; POOL_TILE];
+            let mut b = [[0i32; HIDDEN]; POOL_TILE];
+            let w = &words[..HP * HP];
+            kernels::dense_tile(&tile, n, w, &bias[..HIDDEN], &mut a);
+            portable::dense_tile(&tile, n, w, &bias[..HIDDEN], &mut b);
+            if a[..n] != b[..n] {
+                return Err(case);
+            }
+            compared += n * HIDDEN;
+        }
+    }
+    Ok(compared)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1209,6 +1279,11 @@ pub(crate) mod tests {
                 "word {at}"
             );
         }
+    }
+
+    #[test]
+    fn kernels_agree_with_the_portable_definitions() {
+        assert!(check_kernels(1, 20).unwrap() > 20 * 256);
     }
 
     #[test]

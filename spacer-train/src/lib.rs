@@ -36,6 +36,7 @@ pub mod paths;
 pub mod plot;
 pub mod policy_file;
 pub mod ppo;
+pub mod quantize;
 pub mod reference;
 pub mod render;
 pub mod scenario;
