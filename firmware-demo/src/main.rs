@@ -111,6 +111,13 @@ fn stack_high_water() -> usize {
     top - p
 }
 
+/// The bits of f32 parameters as words.
+fn bytemuck_words(p: &[f32]) -> &[u32] {
+    // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is a
+    // valid u32.
+    unsafe { core::slice::from_raw_parts(p.as_ptr() as *const u32, p.len()) }
+}
+
 #[entry]
 fn main() -> ! {
     paint_stack();
@@ -163,7 +170,12 @@ fn main() -> ! {
         calib / ticks,
         (calib % ticks) * 1000 / ticks
     );
-    match spacer_core::quant::check_kernels(7, 12) {
+    // Any 32-bit words serve as int8 weights for the check: the blob's own.
+    let head_words: &[u32] = match model.policy.params() {
+        [] => model.policy.int8_words(),
+        p => bytemuck_words(p),
+    };
+    match spacer_core::quant::check_kernels(7, 12, head_words) {
         Ok(n) => hprintln!(
             "integer kernels agree with the portable definitions: {} outputs compared",
             n

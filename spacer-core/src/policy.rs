@@ -686,21 +686,12 @@ impl<'w> Policy<'w> {
         self.dims.actions()
     }
 
-    fn check_observation(&self, obs: &[f32]) -> Result<(), PolicyError> {
+    /// Validates an observation and finds its occupied slots, in one pass.
+    fn check_observation(&self, obs: &[f32]) -> Result<Scan, PolicyError> {
         if obs.len() != self.observation_len() {
             return Err(PolicyError::WrongObservationLength);
         }
-        // |v| as integer bits: NaN and infinity sort above every finite value, so one
-        // vectorisable integer max catches all three cases.
-        let worst = obs
-            .iter()
-            .map(|v| v.to_bits() & 0x7FFF_FFFF)
-            .max()
-            .unwrap_or(0);
-        if worst > MAX_OBSERVATION_MAGNITUDE.to_bits() {
-            return Err(PolicyError::BadObservation);
-        }
-        Ok(())
+        Scan::of(&self.dims, obs)
     }
 
     /// The fused 192-vector the f32 network's fusion layer reads (ego encoding, then
@@ -713,11 +704,11 @@ impl<'w> Policy<'w> {
     /// # Errors
     /// As [`Policy::forward`]; [`PolicyError::WrongFormat`] for an int8 policy.
     pub fn encode(&self, obs: &[f32], out: &mut [f32]) -> Result<(), PolicyError> {
-        self.check_observation(obs)?;
+        let scan = self.check_observation(obs)?;
         let out: &mut [f32; CONCAT] = out.try_into().map_err(|_| PolicyError::WrongOutputLength)?;
         match &self.net {
             Net::F32(d) => {
-                d.features(&self.dims, obs, out);
+                d.features(&self.dims, obs, &scan, out);
                 Ok(())
             }
             Net::Int8(_) => Err(PolicyError::WrongFormat),
@@ -733,13 +724,13 @@ impl<'w> Policy<'w> {
     /// [`PolicyError::WrongObservationLength`], [`PolicyError::BadObservation`],
     /// [`PolicyError::WrongOutputLength`].
     pub fn forward(&self, obs: &[f32], logits: &mut [f32]) -> Result<f32, PolicyError> {
-        self.check_observation(obs)?;
+        let scan = self.check_observation(obs)?;
         if logits.len() != self.actions() {
             return Err(PolicyError::WrongOutputLength);
         }
         Ok(match &self.net {
-            Net::F32(d) => d.forward(&self.dims, obs, logits),
-            Net::Int8(q) => q.forward(&self.dims, obs, logits),
+            Net::F32(d) => d.forward(&self.dims, obs, &scan, logits),
+            Net::Int8(q) => q.forward(&self.dims, obs, &scan, logits),
         })
     }
 
@@ -754,11 +745,11 @@ impl<'w> Policy<'w> {
         obs: &[f32],
         out: &mut [i32; MAX_ACTIONS + 2],
     ) -> Result<(), PolicyError> {
-        self.check_observation(obs)?;
+        let scan = self.check_observation(obs)?;
         match &self.net {
             Net::F32(_) => Err(PolicyError::WrongFormat),
             Net::Int8(q) => {
-                q.forward_int(&self.dims, obs, out);
+                q.forward_int(&self.dims, obs, &scan, out);
                 Ok(())
             }
         }
@@ -791,10 +782,17 @@ impl<'w> Policy<'w> {
         }
         match &self.net {
             Net::F32(dense) => {
-                for o in obs.chunks_exact(d.max(1)) {
-                    self.check_observation(o)?;
+                let mut scans = [Scan::default(); BATCH_TILE];
+                let tiles = obs
+                    .chunks(d * BATCH_TILE)
+                    .zip(logits.chunks_mut(k * BATCH_TILE))
+                    .zip(values.chunks_mut(BATCH_TILE));
+                for ((obs_t, logits_t), values_t) in tiles {
+                    for (o, sc) in obs_t.chunks_exact(d.max(1)).zip(scans.iter_mut()) {
+                        *sc = self.check_observation(o)?;
+                    }
+                    dense.forward_tile(&self.dims, obs_t, &scans, logits_t, values_t);
                 }
-                dense.forward_batch(&self.dims, obs, logits, values);
             }
             Net::Int8(q) => {
                 let rows = obs
@@ -802,8 +800,8 @@ impl<'w> Policy<'w> {
                     .zip(logits.chunks_exact_mut(k.max(1)))
                     .zip(values.iter_mut());
                 for ((o, l), v) in rows {
-                    self.check_observation(o)?;
-                    *v = q.forward(&self.dims, o, l);
+                    let scan = self.check_observation(o)?;
+                    *v = q.forward(&self.dims, o, &scan, l);
                 }
             }
         }
@@ -862,20 +860,22 @@ impl<'w> Dense<'w> {
         );
     }
 
-    /// Max-pooled encoding of `slots` (each `width` long); empty slots use `empty`.
+    /// Max-pooled encoding of `slots` (each `width` long); empty slots (`occupied`
+    /// unset) use `empty`.
     fn pool(
         &self,
         e: &EncoderLayout,
         slots: &[f32],
         width: usize,
+        occupied: &SlotMask,
         empty: &[f32; HIDDEN],
         out: &mut [f32],
     ) {
         let mut any = false;
         let mut seen_empty = false;
         let mut enc = [0.0f32; HIDDEN];
-        for slot in slots.chunks_exact(width) {
-            let src: &[f32; HIDDEN] = if is_zero(slot) {
+        for (i, slot) in slots.chunks_exact(width).enumerate() {
+            let src: &[f32; HIDDEN] = if !occupied.get(i) {
                 if seen_empty {
                     continue;
                 }
@@ -903,7 +903,7 @@ impl<'w> Dense<'w> {
     }
 
     /// The fused 192-vector of one observation (already validated).
-    fn features(&self, dims: &PolicyDims, obs: &[f32], concat: &mut [f32; CONCAT]) {
+    fn features(&self, dims: &PolicyDims, obs: &[f32], scan: &Scan, concat: &mut [f32; CONCAT]) {
         let p_len = dims.max_partners as usize * PARTNER_FEATURES;
         let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
         let (partners, roads) = rest.split_at(p_len.min(rest.len()));
@@ -916,6 +916,7 @@ impl<'w> Dense<'w> {
             &self.layout.partner,
             partners,
             PARTNER_FEATURES,
+            &scan.partners,
             &self.empty_partner,
             c_partner,
         );
@@ -923,14 +924,15 @@ impl<'w> Dense<'w> {
             &self.layout.road,
             roads,
             ROAD_FEATURES,
+            &scan.roads,
             &self.empty_road,
             c_road,
         );
     }
 
-    fn forward(&self, dims: &PolicyDims, obs: &[f32], logits: &mut [f32]) -> f32 {
+    fn forward(&self, dims: &PolicyDims, obs: &[f32], scan: &Scan, logits: &mut [f32]) -> f32 {
         let mut concat = [0.0f32; CONCAT];
-        self.features(dims, obs, &mut concat);
+        self.features(dims, obs, scan, &mut concat);
         let mut hidden = [0.0f32; FUSED];
         linear::<false>(
             &concat,
@@ -955,27 +957,24 @@ impl<'w> Dense<'w> {
         value[0]
     }
 
-    /// Validated observations in, logits and values out (lengths checked by the
-    /// caller).
-    fn forward_batch(
+    /// One tile of at most [`BATCH_TILE`] validated observations (with their scans)
+    /// in, logits and values out (lengths checked by the caller).
+    fn forward_tile(
         &self,
         dims: &PolicyDims,
-        obs: &[f32],
-        logits: &mut [f32],
-        values: &mut [f32],
+        obs_t: &[f32],
+        scans: &[Scan; BATCH_TILE],
+        logits_t: &mut [f32],
+        values_t: &mut [f32],
     ) {
         let (d, k) = (dims.observation_len(), dims.actions());
         let mut concat = [[0.0f32; CONCAT]; BATCH_TILE];
         let mut hidden = [[0.0f32; FUSED]; BATCH_TILE];
-        let tiles = obs
-            .chunks(d * BATCH_TILE)
-            .zip(logits.chunks_mut(k * BATCH_TILE))
-            .zip(values.chunks_mut(BATCH_TILE));
-        for ((obs_t, logits_t), values_t) in tiles {
-            let m = values_t.len();
-            for (o, c) in obs_t.chunks_exact(d).zip(concat.iter_mut()) {
-                self.features(dims, o, c);
-            }
+        let m = values_t.len().min(BATCH_TILE);
+        for ((o, c), sc) in obs_t.chunks_exact(d).zip(concat.iter_mut()).zip(scans) {
+            self.features(dims, o, sc, c);
+        }
+        {
             linear_tile(
                 &concat[..m],
                 CONCAT,
@@ -1007,10 +1006,76 @@ impl<'w> Dense<'w> {
     }
 }
 
-/// True when every value is zero (either sign): the bits without the sign are all 0.
-#[inline]
-pub(crate) fn is_zero(slot: &[f32]) -> bool {
-    slot.iter().fold(0u32, |acc, v| acc | (v.to_bits() << 1)) == 0
+/// Which slots of an observation hold a value: bit `i` set when slot `i` has a
+/// nonzero feature (zero of either sign counts as empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotMask([u64; 4]);
+
+impl SlotMask {
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+}
+
+/// An observation's occupied partner and road slots, found while validating it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Scan {
+    pub(crate) partners: SlotMask,
+    pub(crate) roads: SlotMask,
+}
+
+/// ORs the bits of every slot (`W` floats) into the mask (bit set for a nonzero slot)
+/// and returns the OR of everything.
+#[inline(always)]
+fn or_slots<const W: usize>(slots: &[f32], mask: &mut SlotMask) -> u32 {
+    let (chunks, _) = slots.as_chunks::<W>();
+    let mut all = 0u32;
+    for (i, c) in chunks.iter().enumerate() {
+        let o = c.iter().fold(0u32, |a, v| a | v.to_bits());
+        all |= o;
+        if o << 1 != 0 {
+            mask.set(i);
+        }
+    }
+    all
+}
+
+impl Scan {
+    /// Validates `obs` (length checked by the caller) and marks its occupied slots.
+    /// The OR of every value's bits bounds their magnitudes from above, so when it is
+    /// within [`MAX_OBSERVATION_MAGNITUDE`] (every normalised observation: all values
+    /// below 2) no further check is needed; otherwise the exact check runs.
+    fn of(dims: &PolicyDims, obs: &[f32]) -> Result<Self, PolicyError> {
+        let p_len = dims.max_partners as usize * PARTNER_FEATURES;
+        let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
+        let (partners, roads) = rest.split_at(p_len.min(rest.len()));
+        let mut scan = Scan::default();
+        let mut all = ego.iter().fold(0u32, |a, v| a | v.to_bits());
+        all |= or_slots::<PARTNER_FEATURES>(partners, &mut scan.partners);
+        all |= or_slots::<ROAD_FEATURES>(roads, &mut scan.roads);
+        let limit = MAX_OBSERVATION_MAGNITUDE.to_bits();
+        if all & 0x7FFF_FFFF > limit {
+            // |v| as integer bits: NaN and infinity sort above every finite value, so
+            // one integer max catches all three cases.
+            let worst = obs
+                .iter()
+                .map(|v| v.to_bits() & 0x7FFF_FFFF)
+                .max()
+                .unwrap_or(0);
+            if worst > limit {
+                return Err(PolicyError::BadObservation);
+            }
+        }
+        Ok(scan)
+    }
 }
 
 /// Agents per tile in [`Policy::forward_batch`].

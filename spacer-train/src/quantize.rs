@@ -14,7 +14,8 @@
 //! - every weight matrix: int8 per output channel (`max |w| / 127`), biases int32 in
 //!   the accumulator's unit;
 //! - the first layer's sums move to one LayerNorm unit per encoder chosen so that the
-//!   analytic bound of every channel is `2^20`; LayerNorm gain and shift in Q12;
+//!   analytic bound of every channel is `2^20`; LayerNorm gain and shift in Q12
+//!   (clamped to ±8: tanh is flat beyond);
 //! - tanh outputs int16 (`1/32767`); pooled encodings int16 with a per-channel scale
 //!   of `1.5 max|pooled| / 32767` (saturating beyond);
 //! - the fusion layer, the actor and the critic are one linear map of the 192 fused
@@ -27,8 +28,8 @@ use std::path::Path;
 use spacer_core::observation::{EGO_FEATURES, PARTNER_FEATURES, ROAD_FEATURES};
 use spacer_core::policy::{CONCAT, FUSED, HIDDEN, MAX_ACTIONS, ParamLayout, Policy, TensorSpec};
 use spacer_core::quant::{
-    ACT_MAX, BETA_LIMIT, EPS_LIMIT, GAMMA_LIMIT, HEAD_INPUTS, LN_FRAC_BITS, LN_LIMIT, LOGIT_LIMIT,
-    QuantEncoderLayout, QuantLayout, packed_index,
+    ACT_MAX, AFFINE_LIMIT, EPS_LIMIT, HEAD_INPUTS, LN_FRAC_BITS, LN_LIMIT, LOGIT_LIMIT,
+    QuantEncoderLayout, QuantLayout, pack_pair, packed_index,
 };
 use spacer_core::weights::{Model, WeightFormat};
 
@@ -286,25 +287,13 @@ fn quantize_encoder(
         .clamp(1.0, EPS_LIMIT as f64) as u64;
     words[e.ln_eps] = eps as u32;
     words[e.ln_eps + 1] = (eps >> 32) as u32;
+    // Gain and shift in Q12 i16 halves of one word (|v| <= 8: tanh is flat beyond).
     let q12 = (1u32 << LN_FRAC_BITS) as f64;
-    let g: Vec<i32> = vector(p, &gamma)
-        .iter()
-        .map(|&v| {
-            (v * q12)
-                .round()
-                .clamp(-(GAMMA_LIMIT as f64), GAMMA_LIMIT as f64) as i32
-        })
-        .collect();
-    let bt: Vec<i32> = vector(p, &beta)
-        .iter()
-        .map(|&v| {
-            (v * q12)
-                .round()
-                .clamp(-(BETA_LIMIT as f64), BETA_LIMIT as f64) as i32
-        })
-        .collect();
-    put_i32(words, e.ln_gamma, &g);
-    put_i32(words, e.ln_beta, &bt);
+    let to_q12 = |v: f64| (v.clamp(-AFFINE_LIMIT, AFFINE_LIMIT) * q12).round() as i16;
+    let (g, bt) = (vector(p, &gamma), vector(p, &beta));
+    for j in 0..HIDDEN {
+        words[e.ln_affine + j] = pack_pair(to_q12(g[j]), to_q12(bt[j]));
+    }
     if !e.pooled {
         return Vec::new();
     }

@@ -79,6 +79,7 @@ pub fn int8_table(dims: &PolicyDims) -> String {
             QuantKind::F32 => format!("f32 [{}]", t.words),
             QuantKind::I32 => format!("i32 [{}]", t.words),
             QuantKind::U64 => "u64".to_string(),
+            QuantKind::I16Pairs => format!("i16 [{}, 2]", t.words),
             QuantKind::Int8 { inputs, outputs } => format!("i8 [{inputs}, {outputs}]"),
         };
         let _ = writeln!(
