@@ -1,22 +1,25 @@
 //! The C ABI (feature `ffi`): load a policy from a blob, build observations, run the
 //! network, pick and apply tokens. The header is `include/spacer.h` (generated with
-//! cbindgen from this file; a test fails when it is stale).
+//! cbindgen from this file; a test fails when it is stale); its preamble states the
+//! conventions for C and C++ callers:
 //!
-//! Conventions, for a caller in C or C++:
-//!
-//! - Every function returns a [`SpacerStatus`]; `SPACER_STATUS_OK` is 0. Null pointers,
-//!   short buffers and bad values are errors, never undefined behaviour: the library
-//!   checks every pointer and length it is given.
-//! - Nothing is allocated. A [`SpacerPolicy`] is a fixed-size opaque struct the caller
-//!   owns (on the stack, in a global, in a C++ member). It *borrows* the blob: keep the
-//!   blob alive and unmodified while the policy is in use. The blob must be 4-byte
-//!   aligned (`malloc`, `new[]` of `float`, `std::vector<uint32_t>`, a linker-placed
-//!   array all are): its parameters are used in place.
-//! - Structs that cross the boundary hold only plain numbers (`float`, `uint8_t`,
-//!   `uint16_t`): enums and flags arrive as integers and are validated.
-//! - Functions are reentrant; a [`SpacerPolicy`] is read-only after
+//! - **ABI version**: [`SPACER_ABI_VERSION`] in the header, [`spacer_abi_version`] in the
+//!   library; a program checks they agree once at start-up.
+//! - **Errors**: every function returns a [`SpacerStatus`]; `SPACER_STATUS_OK` is 0. Null
+//!   pointers, misaligned pointers, short buffers and bad values are errors, never
+//!   undefined behaviour: the library checks every pointer and length it is given.
+//! - **Memory**: nothing is allocated. A [`SpacerPolicy`] is a fixed-size opaque struct
+//!   the caller owns (on the stack, in a global, in a C++ member). It *borrows* the blob:
+//!   keep the blob alive and unmodified while the policy is in use. The blob must be
+//!   4-byte aligned (`malloc`, `new[]` of `float`, `std::vector<uint32_t>`, a
+//!   linker-placed array all are): its parameters are used in place.
+//! - **Threads**: functions are reentrant; a [`SpacerPolicy`] is read-only after
 //!   [`spacer_policy_load`] and may be shared between threads.
-//!
+//! - Structs that cross the boundary hold only plain numbers (`float`, `uint8_t`,
+//!   `uint16_t`, `uint32_t`): enums and flags arrive as integers and are validated.
+//! - Both weight formats (f32, int8) load through the same functions;
+//!   [`SpacerPolicyInfo`] reports which.
+
 //! # Safety
 //!
 //! This module is the crate's only `unsafe` code: dereferencing the raw pointers C
