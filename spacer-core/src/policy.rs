@@ -860,8 +860,34 @@ impl<'w> Dense<'w> {
         );
     }
 
+    /// The first layer, LayerNorm and tanh of the first `n` slots, in phases across the slots (the
+    /// LayerNorm's chains of dependent steps overlap; each slot's operations are those
+    /// of [`layer_norm_tanh`]).
+    #[inline(always)]
+    fn first_tile(
+        &self,
+        e: &EncoderLayout,
+        slots: &[&[f32]; SLOT_TILE],
+        n: usize,
+        h: &mut [[f32; HIDDEN]; SLOT_TILE],
+    ) {
+        let (w1, b1) = (self.slice(e.l1_w, e.d * HIDDEN), self.slice(e.l1_b, HIDDEN));
+        let (gamma, beta) = (self.slice(e.gamma, HIDDEN), self.slice(e.beta, HIDDEN));
+        for (x, hk) in slots.iter().zip(h.iter_mut()).take(n) {
+            linear::<true>(x, w1, b1, hk);
+        }
+        let mut stats = [(0.0f32, 0.0f32); SLOT_TILE];
+        for (hk, st) in h.iter().zip(stats.iter_mut()).take(n) {
+            *st = layer_norm_stats(hk);
+        }
+        for (hk, &(mean, inv)) in h.iter_mut().zip(stats.iter()).take(n) {
+            layer_norm_apply(hk, mean, inv, gamma, beta);
+        }
+    }
+
     /// Max-pooled encoding of `slots` (each `width` long); empty slots (`occupied`
-    /// unset) use `empty`.
+    /// unset) use `empty`. Runs with the widest vectors the host has (the same bits
+    /// either way: see [`Dense::pool_tiled`]).
     fn pool(
         &self,
         e: &EncoderLayout,
@@ -871,32 +897,92 @@ impl<'w> Dense<'w> {
         empty: &[f32; HIDDEN],
         out: &mut [f32],
     ) {
-        let mut any = false;
-        let mut seen_empty = false;
-        let mut enc = [0.0f32; HIDDEN];
-        for (i, slot) in slots.chunks_exact(width).enumerate() {
-            let src: &[f32; HIDDEN] = if !occupied.get(i) {
-                if seen_empty {
-                    continue;
-                }
-                seen_empty = true;
-                empty
-            } else {
-                self.encode(e, slot, &mut enc);
-                &enc
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if crate::simd::avx512() {
+            // SAFETY: the CPU has AVX-512F (checked at run time just above); the
+            // function is otherwise safe Rust.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.pool_avx512(e, slots, width, occupied, empty, out)
             };
-            if any {
-                for (o, &v) in out.iter_mut().zip(src.iter()) {
-                    if v > *o {
-                        *o = v;
-                    }
+            return;
+        }
+        self.pool_tiled::<SLOT_COLS>(e, slots, width, occupied, empty, out);
+    }
+
+    /// [`Dense::pool_tiled`] compiled for AVX-512 (32 outputs per register block).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f")]
+    #[allow(unsafe_code)]
+    unsafe fn pool_avx512(
+        &self,
+        e: &EncoderLayout,
+        slots: &[f32],
+        width: usize,
+        occupied: &SlotMask,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        self.pool_tiled::<32>(e, slots, width, occupied, empty, out);
+    }
+
+    /// The pool over tiles of [`SLOT_TILE`] occupied slots: each slot's first layer,
+    /// LayerNorm and tanh, then the tile's second layer as one small matrix product
+    /// (register blocks of [`SLOT_ROWS`] slots x `C` outputs, each weight loaded once
+    /// per block). Every output's sum runs in the order of its inputs and slots are
+    /// max-merged in index order (the empty encoding at the first empty slot's place),
+    /// so the bits are those of encoding each slot alone.
+    #[inline(always)]
+    fn pool_tiled<const C: usize>(
+        &self,
+        e: &EncoderLayout,
+        slots: &[f32],
+        width: usize,
+        occupied: &SlotMask,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        let mut pool = Pooling {
+            any: false,
+            empty_at: None,
+            merged: 0,
+        };
+        let mut seen = 0usize;
+        let mut h = [[0.0f32; HIDDEN]; SLOT_TILE];
+        let mut enc = [[0.0f32; HIDDEN]; SLOT_TILE];
+        let mut pending: [&[f32]; SLOT_TILE] = [&[]; SLOT_TILE];
+        let mut n = 0usize;
+        let w2 = self.slice(e.l2_w, HIDDEN * HIDDEN);
+        let b2 = self.slice(e.l2_b, HIDDEN);
+        for (i, slot) in slots.chunks_exact(width).enumerate() {
+            if !occupied.get(i) {
+                if pool.empty_at.is_none() {
+                    pool.empty_at = Some(seen);
                 }
-            } else {
-                out.copy_from_slice(src);
-                any = true;
+                continue;
+            }
+            pending[n] = slot;
+            n += 1;
+            seen += 1;
+            if n == SLOT_TILE {
+                self.first_tile(e, &pending, n, &mut h);
+                tile_linear::<C>(&h, n, w2, b2, &mut enc);
+                pool.merge_tile(&enc, n, empty, out);
+                n = 0;
             }
         }
-        if !any {
+        if n > 0 {
+            self.first_tile(e, &pending, n, &mut h);
+            tile_linear::<C>(&h, n, w2, b2, &mut enc);
+            pool.merge_tile(&enc, n, empty, out);
+        }
+        if pool.empty_at == Some(pool.merged) {
+            pool.merge(empty, out);
+        }
+        if !pool.any {
             // No slots at all (zero-slot dims): the empty encoding stands in.
             out.copy_from_slice(empty);
         }
@@ -1179,7 +1265,7 @@ const BLOCK: usize = 64;
 /// With `SKIP`, zero inputs are skipped (adding `0 * w` changes no finite sum), which
 /// pays off for sparse inputs (one-hot road kinds, zero-filled ego features). Lengths
 /// are trusted (checked by the caller's layout); short slices just compute less.
-#[inline]
+#[inline(always)]
 fn linear<const SKIP: bool>(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n_out = out.len();
     let mut j0 = 0;
@@ -1296,6 +1382,112 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
     }
 }
 
+/// The running max-pool of [`Dense::pool_tiled`]: slots merge in index order, the
+/// empty encoding right after the `empty_at` occupied slots before the first empty one.
+struct Pooling {
+    any: bool,
+    empty_at: Option<usize>,
+    merged: usize,
+}
+
+impl Pooling {
+    #[inline(always)]
+    fn merge(&mut self, src: &[f32; HIDDEN], out: &mut [f32]) {
+        if self.any {
+            for (o, &v) in out.iter_mut().zip(src.iter()) {
+                if v > *o {
+                    *o = v;
+                }
+            }
+        } else {
+            out.copy_from_slice(src);
+            self.any = true;
+        }
+    }
+
+    #[inline(always)]
+    fn merge_tile(
+        &mut self,
+        enc: &[[f32; HIDDEN]; SLOT_TILE],
+        n: usize,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        for src in enc.iter().take(n) {
+            if self.empty_at == Some(self.merged) {
+                self.merge(empty, out);
+            }
+            self.merge(src, out);
+            self.merged += 1;
+        }
+    }
+}
+
+/// Occupied slots encoded together before their second layer runs as one small
+/// matrix product ([`tile_linear`]).
+#[cfg(target_arch = "arm")]
+const SLOT_TILE: usize = 4;
+#[cfg(not(target_arch = "arm"))]
+const SLOT_TILE: usize = 8;
+/// Slots per register block of [`tile_linear`].
+#[cfg(target_arch = "arm")]
+const SLOT_ROWS: usize = 2;
+#[cfg(not(target_arch = "arm"))]
+const SLOT_ROWS: usize = 4;
+/// Outputs per register block of [`tile_linear`] (without AVX-512).
+#[cfg(target_arch = "arm")]
+const SLOT_COLS: usize = 4;
+#[cfg(not(target_arch = "arm"))]
+const SLOT_COLS: usize = 16;
+
+/// `out[r][j] = b[j] + sum_i x[r][i] * w[i * 64 + j]` for the first `n` rows, each sum
+/// in the order of `i` with separate multiplies and adds (the bits of [`linear`]),
+/// register-blocked over [`SLOT_ROWS`] rows x `C` outputs.
+#[inline(always)]
+fn tile_linear<const C: usize>(
+    x: &[[f32; HIDDEN]; SLOT_TILE],
+    n: usize,
+    w: &[f32],
+    b: &[f32],
+    out: &mut [[f32; HIDDEN]; SLOT_TILE],
+) {
+    let Ok(w): Result<&[f32; HIDDEN * HIDDEN], _> = w.try_into() else {
+        return;
+    };
+    let Ok(b): Result<&[f32; HIDDEN], _> = b.try_into() else {
+        return;
+    };
+    let n = n.min(SLOT_TILE);
+    let mut r0 = 0;
+    while r0 < n {
+        let xs: &[[f32; HIDDEN]; SLOT_ROWS] = match x.get(r0..r0 + SLOT_ROWS) {
+            Some(rows) => rows.try_into().unwrap_or(&[[0.0; HIDDEN]; SLOT_ROWS]),
+            None => &[[0.0; HIDDEN]; SLOT_ROWS],
+        };
+        let mut j0 = 0;
+        while j0 + C <= HIDDEN {
+            let mut acc = [[0.0f32; C]; SLOT_ROWS];
+            for a in acc.iter_mut() {
+                a.copy_from_slice(&b[j0..j0 + C]);
+            }
+            for (i, row) in w.chunks_exact(HIDDEN).enumerate() {
+                let wv: [f32; C] = row[j0..j0 + C].try_into().unwrap_or([0.0; C]);
+                for (a, xr) in acc.iter_mut().zip(xs.iter()) {
+                    let xi = xr[i];
+                    for (av, &wj) in a.iter_mut().zip(wv.iter()) {
+                        *av += xi * wj;
+                    }
+                }
+            }
+            for (o, a) in out.iter_mut().skip(r0).zip(acc.iter()).take(n - r0) {
+                o[j0..j0 + C].copy_from_slice(a);
+            }
+            j0 += C;
+        }
+        r0 += SLOT_ROWS;
+    }
+}
+
 /// Inputs per register block of [`linear_rows`].
 const ROWS_TILE: usize = 4;
 /// Outputs per register block of [`linear_rows`].
@@ -1344,7 +1536,15 @@ fn rows_block<const R: usize, const C: usize>(
 }
 
 /// LayerNorm (biased variance, [`LAYER_NORM_EPS`]) then tanh, in place.
+#[inline(always)]
 fn layer_norm_tanh(h: &mut [f32; HIDDEN], gamma: &[f32], beta: &[f32]) {
+    let (mean, inv) = layer_norm_stats(h);
+    layer_norm_apply(h, mean, inv, gamma, beta);
+}
+
+/// Mean and `1 / sqrt(var + eps)` of [`layer_norm_tanh`].
+#[inline(always)]
+fn layer_norm_stats(h: &[f32; HIDDEN]) -> (f32, f32) {
     let mean = lane_sum(h) / HIDDEN as f32;
     let mut sq = [0.0f32; HIDDEN];
     for (s, &v) in sq.iter_mut().zip(h.iter()) {
@@ -1352,7 +1552,12 @@ fn layer_norm_tanh(h: &mut [f32; HIDDEN], gamma: &[f32], beta: &[f32]) {
         *s = d * d;
     }
     let var = lane_sum(&sq) / HIDDEN as f32;
-    let inv = 1.0 / math::sqrt(var + LAYER_NORM_EPS);
+    (mean, 1.0 / math::sqrt(var + LAYER_NORM_EPS))
+}
+
+/// The normalisation, gain, shift and tanh of [`layer_norm_tanh`].
+#[inline(always)]
+fn layer_norm_apply(h: &mut [f32; HIDDEN], mean: f32, inv: f32, gamma: &[f32], beta: &[f32]) {
     for ((v, &g), &b) in h.iter_mut().zip(gamma).zip(beta) {
         *v = math::tanh_fast((*v - mean) * inv * g + b);
     }
@@ -1536,6 +1741,36 @@ mod tests {
             }
             assert!((v - want_v).abs() < 1e-4 * (1.0 + want_v.abs()));
         }
+    }
+
+    /// The AVX-512 pool (where the CPU has it) and the portable one give the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_and_portable_paths_agree() {
+        let (dims, p) = policy_params(8);
+        let mut p = p;
+        let lay = ParamLayout::new(dims.actions());
+        for v in &mut p[lay.actor_w..lay.actor_b] {
+            *v *= 100.0;
+        }
+        let pol = Policy::new(dims, &p).unwrap();
+        let mut runs = Vec::new();
+        for on in [true, false] {
+            crate::simd::force_avx512(on);
+            let mut out = Vec::new();
+            for (seed, np, nr) in [(1, 3, 40), (2, 63, 200), (3, 0, 0), (4, 9, 1)] {
+                let obs = sample_obs(&dims, seed, np, nr);
+                let mut logits = vec![0.0f32; 200];
+                let v = pol.forward(&obs, &mut logits).unwrap();
+                out.push((
+                    logits.iter().map(|l| l.to_bits()).collect::<Vec<_>>(),
+                    v.to_bits(),
+                ));
+            }
+            runs.push(out);
+        }
+        crate::simd::force_avx512(true);
+        assert_eq!(runs[0], runs[1]);
     }
 
     #[test]

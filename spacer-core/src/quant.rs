@@ -48,6 +48,8 @@ mod tanh_table;
 
 #[cfg(spacer_dsp)]
 mod dsp;
+#[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+mod x86;
 
 pub use tanh_table::TANH_Q15;
 
@@ -602,6 +604,85 @@ use dsp as kernels;
 #[cfg(not(spacer_dsp))]
 use portable as kernels;
 
+/// The kernels the network runs: the Cortex-M4 DSP ones on thumbv7em, the AVX-512 ones
+/// on x86-64 hosts that have it (detected at run time), the portable ones otherwise.
+/// All compute the portable definitions' bits.
+mod fast {
+    use super::{HIDDEN, Tile, kernels};
+
+    #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+    #[inline(always)]
+    fn avx512() -> bool {
+        crate::simd::avx512_vnni()
+    }
+
+    pub(super) fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if avx512() {
+            // SAFETY: AVX-512 F/BW/DQ/VL detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                return super::x86::dense(x, w, b, acc);
+            }
+        }
+        kernels::dense(x, w, b, acc)
+    }
+
+    pub(super) fn dense_tile_max<const S: usize>(
+        tile: &Tile<S>,
+        n: usize,
+        w: &[u32],
+        b: &[i32],
+        pooled: &mut [i32; HIDDEN],
+    ) {
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if avx512() {
+            // SAFETY: AVX-512 F/BW/DQ/VL detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                return super::x86::dense_tile_max(tile, n, w, b, pooled);
+            }
+        }
+        kernels::dense_tile_max(tile, n, w, b, pooled)
+    }
+
+    pub(super) fn quantize(x: &[f32], scale: &[u32], q: &mut [u32; 7]) {
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if avx512() {
+            // SAFETY: AVX-512 F/BW/DQ/VL/VNNI detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                return super::x86::quantize(x, scale, q);
+            }
+        }
+        *q = [0; 7];
+        for (i, (&xi, &s)) in x.iter().zip(scale).enumerate() {
+            let v = super::quantize_input(xi, f32::from_bits(s)) as u16 as u32;
+            if let Some(w) = q.get_mut(i / 2) {
+                *w |= v << (16 * (i % 2));
+            }
+        }
+    }
+
+    pub(super) fn layer_norm_tanh(
+        acc: &mut [i32; HIDDEN],
+        m: &[i32],
+        eps: u64,
+        affine: &[u32],
+        out: &mut [i16; HIDDEN],
+    ) {
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if avx512() {
+            // SAFETY: AVX-512 F/BW/DQ/VL detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                return super::x86::layer_norm_tanh(acc, m, eps, affine, out);
+            }
+        }
+        super::layer_norm_tanh(acc, m, eps, affine, out)
+    }
+}
+
 /// The int8 network over borrowed, validated words.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QuantNet<'w> {
@@ -737,28 +818,55 @@ impl<'w> QuantNet<'w> {
     /// One slot through quantization, the first layer, the LayerNorm and the tanh.
     fn first_stage(&self, e: &QuantEncoderLayout, x: &[f32], t: &mut [i16; HIDDEN]) {
         let mut q = [0u32; pairs(ROAD_FEATURES)];
-        let scale = self.words_at(e.in_scale, e.inputs);
-        for (i, (&xi, &s)) in x.iter().zip(scale).enumerate() {
-            let v = quantize_input(xi, f32::from_bits(s)) as u16 as u32;
-            if let Some(w) = q.get_mut(i / 2) {
-                *w |= v << (16 * (i % 2));
-            }
-        }
+        fast::quantize(x, self.words_at(e.in_scale, e.inputs), &mut q);
         let np = pairs(e.inputs).min(q.len());
         let mut acc = [0i32; HIDDEN];
-        kernels::dense(
+        fast::dense(
             &q[..np],
             self.words_at(e.l1_w, packed_words(e.inputs, HIDDEN)),
             self.i32s_at(e.l1_b, HIDDEN),
             &mut acc,
         );
-        layer_norm_tanh(
+        fast::layer_norm_tanh(
             &mut acc,
             self.i32s_at(e.l1_m, HIDDEN),
             read_u64(self.words_at(e.ln_eps, 2)),
             self.words_at(e.ln_affine, HIDDEN),
             t,
         );
+    }
+
+    /// [`QuantNet::first_stage`] of the first `n` slots into the columns of `tile`.
+    fn first_tile<const S: usize>(
+        &self,
+        e: &QuantEncoderLayout,
+        slots: &[&[f32]; S],
+        n: usize,
+        tile: &mut Tile<S>,
+    ) {
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if crate::simd::avx512_vnni() {
+            let l = x86::FirstLayer {
+                inputs: e.inputs,
+                scale: self.words_at(e.in_scale, e.inputs),
+                w: self.words_at(e.l1_w, packed_words(e.inputs, HIDDEN)),
+                b: self.i32s_at(e.l1_b, HIDDEN),
+                m: self.i32s_at(e.l1_m, HIDDEN),
+                eps: read_u64(self.words_at(e.ln_eps, 2)),
+                affine: self.words_at(e.ln_affine, HIDDEN),
+            };
+            // SAFETY: AVX-512 F/BW/DQ/VL/VNNI detected at run time.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::first_tile(slots, n, &l, tile)
+            };
+            return;
+        }
+        let mut t = [0i16; HIDDEN];
+        for (k, x) in slots.iter().enumerate().take(n) {
+            self.first_stage(e, x, &mut t);
+            tile.set_column(k, &t);
+        }
     }
 
     /// The second layer of the first `n` columns of `tile`, max-pooled into `pooled`.
@@ -769,7 +877,7 @@ impl<'w> QuantNet<'w> {
         n: usize,
         pooled: &mut [i32; HIDDEN],
     ) {
-        kernels::dense_tile_max(
+        fast::dense_tile_max(
             tile,
             n,
             self.words_at(e.l2_w, packed_words(HIDDEN, HIDDEN)),
@@ -812,7 +920,7 @@ impl<'w> QuantNet<'w> {
         let mut any = false;
         let mut seen_empty = false;
         let mut tile = Tile::<POOL_TILE>::new();
-        let mut t = [0i16; HIDDEN];
+        let mut pending: [&[f32]; POOL_TILE] = [&[]; POOL_TILE];
         let mut n = 0usize;
         for (i, slot) in slots.chunks_exact(width).enumerate() {
             if !occupied.get(i) {
@@ -825,16 +933,17 @@ impl<'w> QuantNet<'w> {
                 }
                 continue;
             }
-            self.first_stage(e, slot, &mut t);
-            tile.set_column(n, &t);
+            pending[n] = slot;
             n += 1;
             if n == POOL_TILE {
+                self.first_tile(e, &pending, n, &mut tile);
                 self.second_stage(e, &tile, n, out);
                 n = 0;
                 any = true;
             }
         }
         if n > 0 {
+            self.first_tile(e, &pending, n, &mut tile);
             self.second_stage(e, &tile, n, out);
             any = true;
         }
@@ -884,7 +993,7 @@ impl<'w> QuantNet<'w> {
         let ho = lay.head_outputs.min(MAX_ACTIONS + 2);
         let mut acc = [0i32; MAX_ACTIONS + 2];
         let acc = &mut acc[..ho];
-        kernels::dense(
+        fast::dense(
             &z,
             self.words_at(lay.head_w, packed_words(HEAD_INPUTS, ho)),
             self.i32s_at(lay.head_b, ho),
@@ -977,7 +1086,7 @@ pub fn check_kernels(seed: u64, cases: usize, head_words: &[u32]) -> Result<usiz
         }
         for (pairs, outs, w) in shapes {
             let (mut a, mut b) = ([0i32; 204], [0i32; 204]);
-            kernels::dense(&x[..pairs], w, &bias[..outs], &mut a[..outs]);
+            fast::dense(&x[..pairs], w, &bias[..outs], &mut a[..outs]);
             portable::dense(&x[..pairs], w, &bias[..outs], &mut b[..outs]);
             if a != b {
                 return Err(case);
@@ -999,6 +1108,39 @@ pub fn check_kernels(seed: u64, cases: usize, head_words: &[u32]) -> Result<usiz
             return Err(case);
         }
         compared += HIDDEN;
+        // Input quantization: features near and far beyond the scales' ranges.
+        let mut xs = [0.0f32; ROAD_FEATURES];
+        let mut scales = [0u32; ROAD_FEATURES];
+        for (x, sc) in xs.iter_mut().zip(scales.iter_mut()) {
+            *x = (rng.next_f32() - 0.5) * [0.001f32, 1.0, 100.0, 1.0e4][rng.below(4) as usize];
+            *sc = (1.0 + 1.0e5 * rng.next_f32()).to_bits();
+        }
+        let mut qa = [0u32; 7];
+        fast::quantize(&xs, &scales, &mut qa);
+        let mut qb = [0u32; 7];
+        for (i, (&xi, &sc)) in xs.iter().zip(&scales).enumerate() {
+            qb[i / 2] |= (quantize_input(xi, f32::from_bits(sc)) as u16 as u32) << (16 * (i % 2));
+        }
+        if qa != qb {
+            return Err(case);
+        }
+        compared += ROAD_FEATURES;
+        // The whole LayerNorm: first-layer sums, multipliers, epsilon, gains.
+        let mut sums = [0i32; HIDDEN];
+        let mut mult = [0i32; HIDDEN];
+        for (a, m) in sums.iter_mut().zip(mult.iter_mut()) {
+            *a = rng.next_u32() as i32 >> (1 + rng.below(8));
+            *m = (rng.next_u32() >> (8 + rng.below(8))) as i32;
+        }
+        let eps = 1 + ((rng.next_u32() as u64) << rng.below(28));
+        let mut sums2 = sums;
+        let (mut a, mut b) = ([0i16; HIDDEN], [0i16; HIDDEN]);
+        fast::layer_norm_tanh(&mut sums, &mult, eps, &affine, &mut a);
+        layer_norm_tanh(&mut sums2, &mult, eps, &affine, &mut b);
+        if a != b {
+            return Err(case);
+        }
+        compared += HIDDEN;
         // The second layer over one and two slots.
         let mut tile = Tile::<POOL_TILE>::new();
         for row in tile.rows.iter_mut() {
@@ -1013,7 +1155,7 @@ pub fn check_kernels(seed: u64, cases: usize, head_words: &[u32]) -> Result<usiz
             }
             let mut b = a;
             let w = &words[..HP * HP];
-            kernels::dense_tile_max(&tile, n, w, &bias[..HIDDEN], &mut a);
+            fast::dense_tile_max(&tile, n, w, &bias[..HIDDEN], &mut a);
             portable::dense_tile_max(&tile, n, w, &bias[..HIDDEN], &mut b);
             if a != b {
                 return Err(case);
@@ -1278,6 +1420,33 @@ pub(crate) mod tests {
                 "word {at}"
             );
         }
+    }
+
+    /// Both host paths (AVX-512 where the CPU has it, portable) give the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_and_portable_paths_agree() {
+        let dims = PolicyDims::default();
+        let words = random_words(dims.actions(), 9);
+        let pol = Policy::new_int8(dims, &words).unwrap();
+        let head: Vec<u32> = (0..10_000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        let mut runs = Vec::new();
+        for on in [true, false] {
+            crate::simd::force_avx512(on);
+            assert!(check_kernels(3, 10, &head).is_ok());
+            let mut out = Vec::new();
+            for (seed, np, nr) in [(1, 3, 40), (2, 63, 200), (3, 0, 0)] {
+                let obs = sample_obs(&dims, seed, np, nr);
+                let mut ints = [0i32; MAX_ACTIONS + 2];
+                pol.forward_int8(&obs, &mut ints).unwrap();
+                out.push(ints.to_vec());
+            }
+            runs.push(out);
+        }
+        crate::simd::force_avx512(true);
+        assert_eq!(runs[0], runs[1]);
     }
 
     #[test]
