@@ -1050,6 +1050,7 @@ impl<'w> QuantNet<'w> {
 ///
 /// # Errors
 /// The index of the first round whose outputs differ.
+#[inline(never)]
 pub fn check_kernels(seed: u64, cases: usize, head_words: &[u32]) -> Result<usize, usize> {
     let mut rng = crate::math::Rng::new(seed);
     let mut compared = 0usize;

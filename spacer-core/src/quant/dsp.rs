@@ -25,25 +25,35 @@ use super::{HIDDEN, HP, TANH_Q15, Tile, portable};
 /// Bytes between two input pairs' rows of a 64-output packed matrix.
 const ROW64: usize = 4 * HP;
 
-/// `acc[0..4] += sum_{k < M} x_k . (w_k words 0 and 1)`, where pair `k` is the word
-/// at `px + k * XS` bytes and row `k`'s two words at `pw + k * WS` bytes.
+/// `blocks` blocks of four outputs: for block `b`, `acc[4b..4b+4] += sum_{k < M}
+/// x_k . (row k's words 2b and 2b + 1)`, where pair `k` is the word at `px + k * XS`
+/// bytes and row `k` starts `WS` bytes after row `k - 1`. The loop over the blocks is in
+/// the assembly too (the compiler cannot size `.rept` blocks, so no branch of its own
+/// spans one).
 ///
 /// # Safety
-/// `px` readable for `M` words at stride `XS`, `pw` for `M` double words at stride
-/// `WS`, all 4-aligned.
-#[inline(always)]
-unsafe fn block4<const M: usize, const XS: usize, const WS: usize>(
+/// `px` readable for `M` words at stride `XS`; `pw` for `M` rows at stride `WS` of
+/// `2 blocks` words; `acc` readable and writable for `4 blocks` values; all 4-aligned;
+/// `blocks >= 1`.
+#[inline(never)]
+unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
     px: *const u32,
     pw: *const u32,
-    acc: &mut [i32; 4],
+    acc: *mut i32,
+    blocks: usize,
 ) {
     // Post-indexed immediates: LDR takes 0..=255, LDRD multiples of 4 up to 1020 (the
     // assembler would silently truncate others).
-    const { assert!(XS <= 255 && WS <= 1020 && WS % 4 == 0) };
-    let [mut a0, mut a1, mut a2, mut a3] = *acc;
-    // SAFETY: the caller's contract; registers and reads only.
+    const { assert!(XS <= 255 && WS <= 1020 && WS % 4 == 0 && M * XS <= 4095 && M >= 1) };
+    // SAFETY: the caller's contract; the block count lives on the stack during the loop.
     unsafe {
         asm!(
+            "push {{{n}}}",
+            "movw {n}, #{dlo}",
+            "movt {n}, #{dhi}",
+            "2:",
+            "ldrd {a0}, {a1}, [{pa}]",
+            "ldrd {a2}, {a3}, [{pa}, #8]",
             ".rept {m}",
             "ldr {x}, [{px}], #{xs}",
             "ldrd {w0}, {w1}, [{pw}], #{ws}",
@@ -56,31 +66,43 @@ unsafe fn block4<const M: usize, const XS: usize, const WS: usize>(
             "smlad {a2}, {x}, {t}, {a2}",
             "smlad {a3}, {x}, {w1}, {a3}",
             ".endr",
+            "strd {a0}, {a1}, [{pa}], #8",
+            "strd {a2}, {a3}, [{pa}], #8",
+            "sub {px}, {px}, #{xback}",
+            "sub {pw}, {pw}, {n}",
+            "ldr {x}, [sp]",
+            "subs {x}, {x}, #1",
+            "str {x}, [sp]",
+            "bne 2b",
+            "add sp, sp, #4",
             m = const M,
             xs = const XS,
             ws = const WS,
+            xback = const M * XS,
+            dlo = const (M * WS - 8) & 0xFFFF,
+            dhi = const (M * WS - 8) >> 16,
+            n = inout(reg) blocks => _,
             px = inout(reg) px => _,
             pw = inout(reg) pw => _,
+            pa = inout(reg) acc => _,
             x = out(reg) _,
             w0 = out(reg) _,
             w1 = out(reg) _,
             t = out(reg) _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            a3 = inout(reg) a3,
-            options(nostack, readonly),
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
         );
     }
-    *acc = [a0, a1, a2, a3];
 }
 
 /// `acc[0..2] += sum_{k < M} x_k . (w_k word 0)`: the last output pair of a head with
 /// an output count that is not a multiple of four.
 ///
 /// # Safety
-/// As [`block4`], one word per row.
-#[inline(always)]
+/// As [`blocks4`], one block of one word per row.
+#[inline(never)]
 unsafe fn block2<const M: usize, const XS: usize, const WS: usize>(
     px: *const u32,
     pw: *const u32,
@@ -117,63 +139,94 @@ unsafe fn block2<const M: usize, const XS: usize, const WS: usize>(
     *acc = [a0, a1];
 }
 
-/// Output pair `q` of the second layer for two slots whose pairs lie side by side:
-/// `acc = [slot0 out 2q, slot0 out 2q+1, slot1 out 2q, slot1 out 2q+1]`.
+/// The 64 x 64 second layer of two slots whose pairs lie side by side (`x`: 32 rows of
+/// two words), max-pooled into `pooled`, the whole loop over the 32 output pairs in
+/// assembly: per output pair the biases, then per two input pairs one `LDM` of both
+/// slots' pairs (`r0`..`r3`), two weight words, four `SXTB16` and eight `SMLAD`, then
+/// the max into `pooled`.
 ///
 /// # Safety
-/// `px` readable for 32 double words at stride `RS` bytes, `pw` for 32 words at
-/// stride 128 bytes, all 4-aligned.
-#[inline(always)]
-unsafe fn pair_x2<const RS: usize>(px: *const u32, pw: *const u32, acc: &mut [i32; 4]) {
-    const { assert!(RS <= 1020 && RS % 4 == 0 && ROW64 <= 255) };
-    let [mut a00, mut a01, mut a10, mut a11] = *acc;
-    // SAFETY: the caller's contract; registers and reads only.
+/// `x` readable for 64 words, `w` for 1024, `b` for 64, `pooled` readable and
+/// writable for 64, all 4-aligned.
+#[inline(never)]
+unsafe fn layer2_x2(x: *const u32, w: *const u32, b: *const i32, pooled: *mut i32) {
+    // SAFETY: the caller's contract; bias and pooled pointers and the count live on the
+    // stack during the loop.
     unsafe {
         asm!(
-            ".rept {m}",
-            "ldrd {x0}, {x1}, [{px}], #{rs}",
-            "ldr {w}, [{pw}], #{ws}",
+            "push {{r0, r1, r2}}",
+            "1:",
+            "ldr {w}, [sp]",
+            "ldrd {a00}, {a01}, [{w}], #8",
+            "str {w}, [sp]",
+            "mov {a10}, {a00}",
+            "mov {a11}, {a01}",
+            ".rept 16",
+            "ldm {px}!, {{r0, r1, r2, r3}}",
+            "ldr {w}, [{pw}], #128",
             "sxtb16 {t}, {w}",
             "sxtb16 {w}, {w}, ror #8",
-            "smlad {a00}, {x0}, {t}, {a00}",
-            "smlad {a01}, {x0}, {w}, {a01}",
-            "smlad {a10}, {x1}, {t}, {a10}",
-            "smlad {a11}, {x1}, {w}, {a11}",
+            "smlad {a00}, r0, {t}, {a00}",
+            "smlad {a01}, r0, {w}, {a01}",
+            "smlad {a10}, r1, {t}, {a10}",
+            "smlad {a11}, r1, {w}, {a11}",
+            "ldr {w}, [{pw}], #128",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad {a00}, r2, {t}, {a00}",
+            "smlad {a01}, r2, {w}, {a01}",
+            "smlad {a10}, r3, {t}, {a10}",
+            "smlad {a11}, r3, {w}, {a11}",
             ".endr",
-            m = const HP,
-            rs = const RS,
-            ws = const ROW64,
-            px = inout(reg) px => _,
-            pw = inout(reg) pw => _,
-            x0 = out(reg) _,
-            x1 = out(reg) _,
+            "sub {px}, {px}, #256",
+            "sub {pw}, {pw}, #4092",
+            "ldr {w}, [sp, #4]",
+            "ldrd r0, r1, [{w}]",
+            "cmp {a00}, r0",
+            "it gt",
+            "movgt r0, {a00}",
+            "cmp {a10}, r0",
+            "it gt",
+            "movgt r0, {a10}",
+            "cmp {a01}, r1",
+            "it gt",
+            "movgt r1, {a01}",
+            "cmp {a11}, r1",
+            "it gt",
+            "movgt r1, {a11}",
+            "strd r0, r1, [{w}], #8",
+            "str {w}, [sp, #4]",
+            "ldr {w}, [sp, #8]",
+            "subs {w}, {w}, #1",
+            "str {w}, [sp, #8]",
+            "bne 1b",
+            "add sp, sp, #12",
+            px = inout(reg) x => _,
+            pw = inout(reg) w => _,
             w = out(reg) _,
             t = out(reg) _,
-            a00 = inout(reg) a00,
-            a01 = inout(reg) a01,
-            a10 = inout(reg) a10,
-            a11 = inout(reg) a11,
-            options(nostack, readonly),
+            a00 = out(reg) _,
+            a01 = out(reg) _,
+            a10 = out(reg) _,
+            a11 = out(reg) _,
+            inout("r0") b => _,
+            inout("r1") pooled => _,
+            inout("r2") HP => _,
+            out("r3") _,
         );
     }
-    *acc = [a00, a01, a10, a11];
 }
 
 /// Adds a run of `M` consecutive input pairs (`x`, and their weight rows `w`, 32 words
-/// each) to all 64 outputs in `acc`, four at a time.
-#[inline(never)]
+/// each) to all 64 outputs in `acc`.
 fn run64<const M: usize>(x: &[u32], w: &[u32], acc: &mut [i32; HIDDEN]) {
     if x.len() < M || w.len() < M * HP {
         return;
     }
-    for (blk, a) in acc.chunks_exact_mut(4).enumerate() {
-        let mut v = [a[0], a[1], a[2], a[3]];
-        // SAFETY: M pairs in `x`; M rows of 32 words (stride 128 bytes) in `w`, of which
-        // words 2 blk and 2 blk + 1 (blk < 16) are read.
-        unsafe {
-            block4::<M, 4, ROW64>(x.as_ptr(), w.as_ptr().add(2 * blk), &mut v);
-        }
-        a.copy_from_slice(&v);
+    // SAFETY: M pairs in `x`; M rows of 32 words (stride 128 bytes) in `w`, of which
+    // 16 blocks of two words are read; 64 values in `acc`.
+    unsafe {
+        blocks4::<M, 4, ROW64>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), HIDDEN / 4);
     }
 }
 
@@ -222,15 +275,11 @@ pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
         && b.len() >= n
     {
         let quads = n / 4;
-        for (blk, (a, bias)) in acc.chunks_exact_mut(4).zip(b.chunks_exact(4)).enumerate() {
-            let mut v = [bias[0], bias[1], bias[2], bias[3]];
-            debug_assert!(2 * blk + 1 < HEAD_OUT / 2);
-            // SAFETY: 96 pairs in `x`; rows of 101 words (404 bytes), of which words
-            // 2 blk and 2 blk + 1 (< 101) are read from each of the 96.
-            unsafe {
-                block4::<HEAD_PAIRS, 4, HEAD_ROW>(x.as_ptr(), w.as_ptr().add(2 * blk), &mut v);
-            }
-            a.copy_from_slice(&v);
+        acc.copy_from_slice(&b[..n]);
+        // SAFETY: 96 pairs in `x`; 96 rows of 101 words (404 bytes), of which words
+        // 0..100 are read by the 50 blocks; 200 values in `acc`.
+        unsafe {
+            blocks4::<HEAD_PAIRS, 4, HEAD_ROW>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), quads);
         }
         let mut v = [b[4 * quads], b[4 * quads + 1]];
         // SAFETY: as above, word 2 quads = 100 < 101 of each row.
@@ -253,46 +302,29 @@ pub fn dense_tile_max<const S: usize>(
     b: &[i32],
     pooled: &mut [i32; HIDDEN],
 ) {
-    // The slots' pairs lie 4 S bytes apart; the assembly is written for the tile this
-    // target uses (two slots).
     let (Ok(w), Ok(b)) = (
         <&[u32; HP * HP]>::try_from(w),
         <&[i32; HIDDEN]>::try_from(b),
     ) else {
         return portable::dense_tile_max(tile, n, w, b, pooled);
     };
+    // The slots' pairs lie 4 S bytes apart; the assembly is written for the tile this
+    // target uses (two slots).
     if S != 2 {
         return portable::dense_tile_max(tile, n, w, b, pooled);
     }
-    const RS: usize = 8;
     let n = n.min(S);
     let base = tile.rows.as_ptr() as *const u32;
     if n == 2 {
-        for (q, p) in pooled.chunks_exact_mut(2).enumerate() {
-            let mut v = [b[2 * q], b[2 * q + 1], b[2 * q], b[2 * q + 1]];
-            // SAFETY: slots 0 and 1 of the 32 rows (stride 8 bytes); word q of each of
-            // the 32 weight rows (stride 128 bytes).
-            unsafe {
-                pair_x2::<RS>(base, w.as_ptr().add(q), &mut v);
-            }
-            p[0] = p[0].max(v[0]).max(v[2]);
-            p[1] = p[1].max(v[1]).max(v[3]);
-        }
+        // SAFETY: 32 rows of two slots; 32 x 32 weight words; 64 biases and pooled.
+        unsafe { layer2_x2(base, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()) };
     } else if n == 1 {
-        for (blk, (p, bias)) in pooled
-            .chunks_exact_mut(4)
-            .zip(b.chunks_exact(4))
-            .enumerate()
-        {
-            let mut v = [bias[0], bias[1], bias[2], bias[3]];
-            // SAFETY: slot 0 of the 32 rows (stride 8 bytes); words 2 blk and 2 blk + 1
-            // of each of the 32 weight rows.
-            unsafe {
-                block4::<HP, RS, ROW64>(base, w.as_ptr().add(2 * blk), &mut v);
-            }
-            for (pj, vj) in p.iter_mut().zip(v) {
-                *pj = (*pj).max(vj);
-            }
+        let mut v = *b;
+        // SAFETY: slot 0 of the 32 rows (stride 8 bytes); 32 weight rows of 32 words
+        // (16 blocks of two); 64 values in `v`.
+        unsafe { blocks4::<HP, 8, ROW64>(base, w.as_ptr(), v.as_mut_ptr(), HIDDEN / 4) };
+        for (p, vj) in pooled.iter_mut().zip(v) {
+            *p = (*p).max(vj);
         }
     }
 }
@@ -300,6 +332,7 @@ pub fn dense_tile_max<const S: usize>(
 /// As [`super::portable::normalize_tanh`], unrolled: per element `ADD`, `ASR`, `SSAT`,
 /// `SMULWB`, `SSAT`, `SMLABB`, `ASR`, `ADD`, `SSAT`, the table lookup (`ASR`, `LDR`),
 /// the interpolation (`AND`, `SMLABT`, `ADD`) and the loads and store: 18 instructions.
+#[inline(never)]
 pub fn normalize_tanh(
     d: &[i32; HIDDEN],
     h: u32,
