@@ -97,6 +97,84 @@ unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
     }
 }
 
+/// [`blocks4`] for contiguous input pairs (`XS` = 4) and an even `M`: one `LDRD` loads
+/// two pairs (the row-stride correction lives on the stack to free the register).
+///
+/// # Safety
+/// As [`blocks4`] with `XS` = 4.
+#[inline(never)]
+unsafe fn blocks4_x2<const M: usize, const WS: usize>(
+    px: *const u32,
+    pw: *const u32,
+    acc: *mut i32,
+    blocks: usize,
+) {
+    const { assert!(WS <= 1020 && WS % 4 == 0 && M % 2 == 0 && M * 4 <= 4095 && M >= 2) };
+    // SAFETY: the caller's contract; the block count and the stride correction live on
+    // the stack during the loop.
+    unsafe {
+        asm!(
+            "movw {x0}, #{dlo}",
+            "movt {x0}, #{dhi}",
+            // [sp] = block count, [sp + 4] = stride correction (explicit stores: a
+            // register list would store in register-number order).
+            "str {x0}, [sp, #-4]!",
+            "str {n}, [sp, #-4]!",
+            "2:",
+            "ldrd {a0}, {a1}, [{pa}]",
+            "ldrd {a2}, {a3}, [{pa}, #8]",
+            ".rept {m}",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "ldrd {w0}, {w1}, [{pw}], #{ws}",
+            "sxtb16 {t}, {w0}",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad {a0}, {x0}, {t}, {a0}",
+            "smlad {a1}, {x0}, {w0}, {a1}",
+            "sxtb16 {t}, {w1}",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad {a2}, {x0}, {t}, {a2}",
+            "smlad {a3}, {x0}, {w1}, {a3}",
+            "ldrd {w0}, {w1}, [{pw}], #{ws}",
+            "sxtb16 {t}, {w0}",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad {a0}, {x1}, {t}, {a0}",
+            "smlad {a1}, {x1}, {w0}, {a1}",
+            "sxtb16 {t}, {w1}",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad {a2}, {x1}, {t}, {a2}",
+            "smlad {a3}, {x1}, {w1}, {a3}",
+            ".endr",
+            "strd {a0}, {a1}, [{pa}], #8",
+            "strd {a2}, {a3}, [{pa}], #8",
+            "sub {px}, {px}, #{xback}",
+            "ldrd {x0}, {x1}, [sp]",
+            "sub {pw}, {pw}, {x1}",
+            "subs {x0}, {x0}, #1",
+            "str {x0}, [sp]",
+            "bne 2b",
+            "add sp, sp, #8",
+            m = const M / 2,
+            ws = const WS,
+            xback = const M * 4,
+            dlo = const (M * WS - 8) & 0xFFFF,
+            dhi = const (M * WS - 8) >> 16,
+            n = in(reg) blocks,
+            px = inout(reg) px => _,
+            pw = inout(reg) pw => _,
+            pa = inout(reg) acc => _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+        );
+    }
+}
+
 /// `acc[0..2] += sum_{k < M} x_k . (w_k word 0)`: the last output pair of a head with
 /// an output count that is not a multiple of four.
 ///
@@ -279,7 +357,7 @@ pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
         // SAFETY: 96 pairs in `x`; 96 rows of 101 words (404 bytes), of which words
         // 0..100 are read by the 50 blocks; 200 values in `acc`.
         unsafe {
-            blocks4::<HEAD_PAIRS, 4, HEAD_ROW>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), quads);
+            blocks4_x2::<HEAD_PAIRS, HEAD_ROW>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), quads);
         }
         let mut v = [b[4 * quads], b[4 * quads + 1]];
         // SAFETY: as above, word 2 quads = 100 < 101 of each row.
