@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::policy_file::PolicyFile;
 use crate::quantize::quantize_with_scenes;
+use crate::scenario::dataset::{Dataset, DatasetConfig};
 
 /// Arguments of `spacer quantize`.
 #[derive(Debug, Args)]
@@ -19,7 +20,7 @@ pub struct QuantizeArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Scene files or directories: calibration on the training split, agreement on the
-    /// held-out split (required for int8).
+    /// held-out split (required for int8; the validation split is not used).
     #[arg(long, num_args = 1..)]
     pub scenes: Vec<PathBuf>,
     /// Calibration observations at most (evenly spaced over the recorded ones).
@@ -57,10 +58,11 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
     if a.scenes.is_empty() {
         anyhow::bail!("--scenes is required to calibrate an int8 policy");
     }
-    let scenes = super::scenes::usable_for_motion(super::scenes::load(&a.scenes)?);
-    let (train, held) = super::scenes::split(scenes);
+    let data = Dataset::load(&DatasetConfig::new(a.scenes.clone(), 0, a.seed), true)?;
+    data.warn_left_out();
+    let (train, held) = (&data.train, &data.held_out);
     let start = std::time::Instant::now();
-    let (int8, r) = quantize_with_scenes(&file, &train, &held, a.max_calibration, a.seed)?;
+    let (int8, r) = quantize_with_scenes(&file, train, held, a.max_calibration, a.seed)?;
     int8.write(&a.out)?;
     let h = &r.held_out;
     println!(
