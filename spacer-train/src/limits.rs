@@ -32,7 +32,7 @@
 //! | lane speed limit (mph) | 0 ..= [`MAX_SPEED_LIMIT_MPH`] | scenes |
 //! | meta-metric weights | each in \[0, 1\], sum <= 1 | config |
 //! | sampling temperature | finite, >= 0 | `spacer eval` |
-//! | quoted input in an error | [`MAX_QUOTE_CHARS`] characters | every message |
+//! | quoted input in an error | [`MAX_QUOTE_CHARS`] characters, a whole message [`MAX_MESSAGE_CHARS`] | every message |
 
 use std::io::Read;
 use std::path::Path;
@@ -113,8 +113,20 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, DataEr
 /// `text` for an error message: as is when short, else its first
 /// [`MAX_QUOTE_CHARS`] characters and how long it was.
 pub fn quote(text: &str) -> String {
-    match text.char_indices().nth(MAX_QUOTE_CHARS) {
-        None => text.to_string(),
+    if text.len() <= MAX_QUOTE_CHARS {
+        return text.to_string();
+    }
+    clip(text.to_string(), MAX_QUOTE_CHARS)
+}
+
+/// Longest error message or field path kept whole; longer ones (which can only come
+/// from echoing input) keep their first [`MAX_MESSAGE_CHARS`] characters.
+pub const MAX_MESSAGE_CHARS: usize = 400;
+
+/// `text` cut to `max` characters, with how long it was.
+pub fn clip(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
         Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
     }
 }
