@@ -30,7 +30,7 @@
 //! | velocity components (m/s) | &#124;v&#124; <= [`MAX_SPEED_MPS`] | scenes |
 //! | headings | &#124;h&#124; <= [`MAX_ABS_HEADING`] | scenes, rollouts |
 //! | lane speed limit (mph) | 0 ..= [`MAX_SPEED_LIMIT_MPH`] | scenes |
-//! | meta-metric weights | each in \[0, 1\], sum <= 1 | config |
+//! | meta-metric weights | each in \[0, 1\] | config |
 //! | sampling temperature | finite, >= 0 | `spacer eval` |
 //! | quoted input in an error | [`MAX_QUOTE_CHARS`] characters, a whole message [`MAX_MESSAGE_CHARS`] | every message |
 

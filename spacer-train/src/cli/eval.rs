@@ -121,16 +121,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             d.split(split).iter().cloned().map(Arc::new).collect()
         }
         None => {
-            let mut v: Vec<Arc<Scene>> = crate::scenario::load::load_scenes_with(
-                &args.data.paths(),
-                crate::scenario::load::LoadOptions::new(
-                    crate::scenario::load::BadScenePolicy::Skip,
-                ),
-            )?
-            .scenes
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+            let (unique, twice) = crate::scenario::load::unique_by_id(
+                crate::scenario::load::load_scenes_with(
+                    &args.data.paths(),
+                    crate::scenario::load::LoadOptions::new(
+                        crate::scenario::load::BadScenePolicy::Skip,
+                    ),
+                )?
+                .scenes,
+            );
+            if twice > 0 {
+                eprintln!(
+                    "note: {twice} scene(s) given twice (the same id in several files) are scored once"
+                );
+            }
+            let mut v: Vec<Arc<Scene>> = unique.into_iter().map(Arc::new).collect();
             v.extend(
                 synthetic(args.synthetic, args.seed, true)
                     .into_iter()

@@ -250,6 +250,13 @@ pub fn evaluate(
     mut progress: impl FnMut(usize),
 ) -> Result<AgentEvaluation, EvalError> {
     config.validate()?;
+    let mut ids = std::collections::HashSet::with_capacity(scenes.len());
+    if let Some(twice) = scenes.iter().find(|s| !ids.insert(s.id.as_str())) {
+        return Err(EvalError::Settings(format!(
+            "scenes: scene {} is given twice (it would be scored as two scenes)",
+            twice.id
+        )));
+    }
     let rollouts = config.rollouts;
     let mut skipped = Vec::new();
     let usable: Vec<&Arc<Scene>> = scenes
@@ -462,9 +469,13 @@ mod tests {
                 "{e}"
             );
         }
-        EvalConfig::new(metrics, MAX_ROLLOUTS, 1)
+        EvalConfig::new(metrics.clone(), MAX_ROLLOUTS, 1)
             .validate()
             .unwrap();
+        let twice = [scene(), scene()];
+        let config = EvalConfig::new(metrics, 1, 1);
+        let e = evaluate("log", &twice, &mut LogReplay, &config, |_| {}).unwrap_err();
+        assert!(e.to_string().contains("given twice"), "{e}");
         for t in [f32::NAN, -5.0, f32::INFINITY] {
             let e = policy_selection(t, 0).unwrap_err().to_string();
             assert!(e.contains("temperature"), "{e}");

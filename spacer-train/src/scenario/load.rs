@@ -391,6 +391,20 @@ pub fn load_scenes_with(paths: &[PathBuf], options: LoadOptions) -> Result<Loade
     })
 }
 
+/// `scenes` with each scene id kept once (the first), and how many were dropped: the
+/// shipped data holds the same WOMD scenes as TFRecord and as GPUDrive JSON, and a scene
+/// given twice must not be scored or averaged twice.
+pub fn unique_by_id(scenes: Vec<Scene>) -> (Vec<Scene>, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let before = scenes.len();
+    let kept: Vec<Scene> = scenes
+        .into_iter()
+        .filter(|s| seen.insert(s.id.clone()))
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
+}
+
 /// Loads every scene of a file or directory, each validated for simulation (91
 /// steps), bad ones failing or skipped (with a printed warning) by `policy`.
 ///
@@ -484,6 +498,18 @@ mod tests {
         let p = dir.path().join("c.spc");
         crate::scenario::cache::write_cache(&p, &scenes).unwrap();
         assert_eq!(load_scenes(&p, BadScenePolicy::Fail).unwrap(), scenes);
+    }
+
+    #[test]
+    fn scenes_given_twice_are_kept_once() {
+        let mut o = LoadOptions::new(BadScenePolicy::Skip);
+        o.quiet = true;
+        let both = load_scenes_with(&[shared_data("womd"), shared_data("gpudrive")], o)
+            .unwrap()
+            .scenes;
+        let (unique, dropped) = unique_by_id(both.clone());
+        assert_eq!((both.len(), unique.len(), dropped), (12, 10, 2));
+        assert_eq!(unique[0], both[0], "the first copy is kept");
     }
 
     #[test]
