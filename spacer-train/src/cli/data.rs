@@ -387,6 +387,15 @@ fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     }
     bar.set_position(files as u64);
     bar.finish_and_clear();
+    if writer.is_empty() {
+        // Dropping the writer removes its temporary file: no empty cache is left.
+        anyhow::bail!(
+            "no scene could be converted from {} file(s) ({} skipped); nothing was written to {}",
+            files,
+            stream.warnings().len(),
+            args.out.display()
+        );
+    }
     let written = writer.finish()?;
     let secs = started.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
@@ -628,5 +637,32 @@ mod tests {
             "{e}"
         );
         assert!(!bad_out.exists());
+    }
+
+    #[test]
+    fn converting_nothing_is_an_error_and_writes_nothing() {
+        // A 0-byte TFRecord used to convert into an empty cache with exit 0.
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.tfrecord");
+        std::fs::write(&empty, b"").unwrap();
+        for skip_bad in [false, true] {
+            let out = dir.path().join("e.spc");
+            let args = ConvertArgs {
+                inputs: vec![empty.clone()],
+                out: out.clone(),
+                source: SourceArgs {
+                    skip_bad,
+                    map: None,
+                    stride: 10,
+                },
+            };
+            let e = format!("{:#}", convert(args).unwrap_err());
+            assert!(
+                e.contains("empty.tfrecord") || e.contains("no scene could be converted"),
+                "{e}"
+            );
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "only the input remains: {left:?}");
+        }
     }
 }
