@@ -41,21 +41,14 @@ pub struct CacheWriter {
 
 impl CacheWriter {
     /// Starts a cache at `path` (written to a temporary file beside it until
-    /// [`CacheWriter::finish`]).
+    /// [`CacheWriter::finish`]; stale temporary files of `path` left by killed runs
+    /// are removed, [`crate::fsutil::remove_stale_temps`]).
     ///
     /// # Errors
     /// [`DataError::Io`] naming the file.
     pub fn create(path: &Path) -> Result<Self, DataError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        // Also removes temporary files of earlier runs killed mid-write.
+        let tmp = crate::fsutil::prepare_temp(path)?;
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         let mut out = BufWriter::new(file);
         let mut head = CACHE_MAGIC.to_vec();
