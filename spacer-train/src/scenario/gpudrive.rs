@@ -795,6 +795,20 @@ mod tests {
     }
 
     #[test]
+    fn a_10_mb_string_is_not_repeated_in_the_error() {
+        let huge = "t".repeat(10_000_000);
+        let e = load_err(
+            "bigtype.json",
+            &damaged(|v| v["objects"][0]["type"] = huge.into()),
+        );
+        assert!(
+            e.contains("objects[0].type") && e.len() < 1_000,
+            "{} bytes",
+            e.len()
+        );
+    }
+
+    #[test]
     fn absurd_but_finite_numbers_are_refused_naming_the_field() {
         // A 1e9 m long vehicle, a position 3e38 m away, a road point 1e7 m away.
         let valid_step = |v: &Value, o: usize| {

@@ -686,7 +686,8 @@ impl ScenarioFeatures {
                 scene,
                 format!(
                     "the rollouts are for scene {:?}, not {:?}",
-                    rollouts.scenario_id, scene.id
+                    crate::limits::quote(&rollouts.scenario_id),
+                    scene.id
                 ),
             ));
         }
