@@ -63,8 +63,11 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn options(&self, steps: StepRule) -> LoadOptions {
-        LoadOptions {
+    fn options(&self, steps: StepRule) -> anyhow::Result<LoadOptions> {
+        if self.stride == 0 {
+            anyhow::bail!("--stride 0: windows need a stride of at least 1 frame");
+        }
+        Ok(LoadOptions {
             policy: if self.skip_bad {
                 BadScenePolicy::Skip
             } else {
@@ -73,11 +76,11 @@ impl SourceArgs {
             steps,
             map: self.map.clone(),
             interaction: InteractionOptions {
-                stride_steps: self.stride.max(1),
+                stride_steps: self.stride,
                 ..InteractionOptions::default()
             },
             quiet: false,
-        }
+        })
     }
 }
 
@@ -324,7 +327,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     } else {
         StepRule::Any
     };
-    let mut stream = SceneStream::open(&args.paths, args.source.options(rule))?;
+    let mut stream = SceneStream::open(&args.paths, args.source.options(rule)?)?;
     let started = Instant::now();
     let mut n = 0usize;
     for loaded in stream.by_ref() {
@@ -354,7 +357,7 @@ fn convert(args: ConvertArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let mut stream = SceneStream::open(&args.inputs, args.source.options(StepRule::Full))?;
+    let mut stream = SceneStream::open(&args.inputs, args.source.options(StepRule::Full)?)?;
     let files = stream.files_left();
     if files == 0 {
         anyhow::bail!("no scene files in {:?}", args.inputs);
@@ -637,6 +640,17 @@ mod tests {
             "{e}"
         );
         assert!(!bad_out.exists());
+    }
+
+    #[test]
+    fn a_zero_stride_is_an_error() {
+        let source = SourceArgs {
+            skip_bad: false,
+            map: None,
+            stride: 0,
+        };
+        let e = source.options(StepRule::Full).unwrap_err().to_string();
+        assert!(e.contains("--stride 0"), "{e}");
     }
 
     #[test]

@@ -1022,7 +1022,11 @@ pub fn cut_windows(
     let (Some(first), Some(last)) = (first, last) else {
         return Vec::new();
     };
-    let stride = options.stride_steps.max(1) as i64;
+    // A stride beyond any frame number takes one window (a huge usize must not wrap
+    // negative and walk backwards forever).
+    let stride = i64::try_from(options.stride_steps.max(1))
+        .unwrap_or(i64::MAX)
+        .min(MAX_FRAME + 1);
     let mut scenes = Vec::new();
     let mut start = first;
     while start + NUM_STEPS as i64 - 1 <= last {
@@ -1283,6 +1287,24 @@ mod tests {
             if st.vx.hypot(st.vy) > 0.2 {
                 assert!(angle(st.heading, st.vy.atan2(st.vx)) < 1e-5);
             }
+        }
+    }
+
+    #[test]
+    fn any_stride_terminates() {
+        let veh = shared_data("interaction/DR_USA_Intersection_EP0_vehicle_tracks_000.csv");
+        let o = InteractionOptions::default();
+        let agents = read_track_csv(&veh, &o).unwrap().agents;
+        for (stride, windows) in [(usize::MAX, 1), (1 << 40, 1), (0, 2917), (3000, 1)] {
+            let o = InteractionOptions {
+                stride_steps: stride,
+                ..InteractionOptions::default()
+            };
+            assert_eq!(
+                cut_windows(&agents, &[], "r", &o).len(),
+                windows,
+                "{stride}"
+            );
         }
     }
 
