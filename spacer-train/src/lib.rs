@@ -17,6 +17,7 @@
 //!   sim agents.
 //! - [`training`]: the run skeleton and what every training loop shares.
 //! - [`demo`]: the main job on embedded defaults.
+//! - [`limits`]: the documented limits on sizes and numbers of everything read.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -31,6 +32,7 @@ pub mod error;
 pub mod eval;
 pub mod fsutil;
 pub mod late_fusion;
+pub mod limits;
 pub mod metrics;
 pub mod paths;
 pub mod plot;

@@ -80,7 +80,7 @@ fn score_agent(
             bail!(
                 "{}: rollouts for scene {} that is not among the --scenario scenes",
                 path.display(),
-                r.scenario_id
+                crate::limits::quote(&r.scenario_id)
             );
         }
         if r.joint_scenes.len() != 32 {
@@ -127,12 +127,8 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.chart {
         let title = format!("WOSAC METRICS  CONFIG {}", report.config);
-        crate::metrics::chart::bar_chart(&title, &report.averages(), path)?;
-        println!(
-            "wrote {} and {}",
-            path.display(),
-            path.with_extension("svg").display()
-        );
+        let [png, svg] = crate::metrics::chart::bar_chart(&title, &report.averages(), path)?;
+        println!("wrote {} and {}", png.display(), svg.display());
     }
     Ok(())
 }

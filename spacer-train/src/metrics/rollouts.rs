@@ -19,6 +19,7 @@ use std::path::Path;
 use prost::Message;
 
 use crate::error::{DataError, Location};
+use crate::limits::MAX_SUBMISSION_BYTES;
 use crate::scenario::{ObjectType, Scene};
 
 /// The wire messages, as in the official `sim_agents_submission.proto`.
@@ -346,11 +347,27 @@ impl Submission {
     /// Checks and converts a decoded submission proto.
     ///
     /// # Errors
-    /// As [`ScenarioRollouts::from_proto`], with `record` the scene's index.
+    /// As [`ScenarioRollouts::from_proto`], with `record` the scene's index; a scene
+    /// that appears twice (it would be scored, and averaged, as two scenes).
     pub fn from_proto(
         p: proto::SimAgentsChallengeSubmission,
         path: &Path,
     ) -> Result<Self, DataError> {
+        let mut first: std::collections::HashMap<String, usize> = Default::default();
+        for (i, r) in p.scenario_rollouts.iter().enumerate() {
+            let Some(id) = &r.scenario_id else { continue };
+            if let Some(&j) = first.get(id) {
+                return Err(DataError::invalid(
+                    path,
+                    Location::field(Some(i), "scenario_id"),
+                    format!(
+                        "scene {} already has rollouts in record {j}; a submission holds each scene once",
+                        crate::limits::quote(id)
+                    ),
+                ));
+            }
+            first.insert(id.clone(), i);
+        }
         let scenario_rollouts = p
             .scenario_rollouts
             .into_iter()
@@ -421,8 +438,18 @@ impl Submission {
 ///
 /// # Errors
 /// [`DataError::Invalid`] naming `path` when the bytes are neither, or the content is
-/// inconsistent.
+/// inconsistent, or longer than [`MAX_SUBMISSION_BYTES`].
 pub fn decode_submission(bytes: &[u8], path: &Path) -> Result<Submission, DataError> {
+    if bytes.len() as u64 > MAX_SUBMISSION_BYTES {
+        return Err(DataError::invalid(
+            path,
+            Location::file(),
+            format!(
+                "{} bytes exceed the {MAX_SUBMISSION_BYTES}-byte limit of a protobuf message",
+                bytes.len()
+            ),
+        ));
+    }
     match proto::SimAgentsChallengeSubmission::decode(bytes) {
         Ok(p) if !p.scenario_rollouts.is_empty() || bytes.is_empty() => {
             Submission::from_proto(p, path)
@@ -455,7 +482,7 @@ pub fn decode_submission(bytes: &[u8], path: &Path) -> Result<Submission, DataEr
 /// # Errors
 /// [`DataError`] naming the file.
 pub fn read_submission(path: &Path) -> Result<Submission, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::limits::read_bounded(path, MAX_SUBMISSION_BYTES, "submission")?;
     decode_submission(&bytes, path)
 }
 
@@ -555,5 +582,21 @@ mod tests {
         assert!(e.to_string().contains("object_id"));
         let e = decode_submission(b"\xff\xff\xff", Path::new("junk.binproto")).unwrap_err();
         assert!(e.to_string().starts_with("junk.binproto"));
+    }
+
+    #[test]
+    fn a_scene_twice_in_one_submission_is_an_error() {
+        // It used to be scored as two scenes and averaged.
+        let mut p = read_submission(&shipped()).unwrap().to_proto().unwrap();
+        p.scenario_rollouts.push(p.scenario_rollouts[0].clone());
+        let e = decode_submission(&p.encode_to_vec(), Path::new("twice.binproto"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("twice.binproto, record 1, field scenario_id")
+                && e.contains("637f20cafde22ff8")
+                && e.contains("record 0"),
+            "{e}"
+        );
     }
 }
