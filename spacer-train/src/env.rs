@@ -461,7 +461,7 @@ impl VecEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{CollisionBehaviour, GoalBehaviour, testing};
+    use crate::sim::{CollisionBehaviour, testing};
 
     fn vocab() -> Vocabulary {
         Vocabulary::kinematic_grid(200).unwrap()
