@@ -9,7 +9,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use spacer_core::tokenizer::Vocabulary;
 use spacer_train::env::{EnvConfig, EnvError, VecEnv};
-use spacer_train::metrics::MetricsConfig;
 use spacer_train::metrics::rollouts::encode_submission;
 use spacer_train::ppo::PpoConfig;
 use spacer_train::sim::{CollisionBehaviour, ControlSelection, GoalBehaviour};
@@ -395,7 +394,7 @@ impl Env {
     /// The finished episode's WOSAC scores, one per scene.
     #[pyo3(signature = (config="2025", threads=None))]
     fn score(&self, py: Python<'_>, config: &str, threads: Option<usize>) -> PyResult<Vec<Scores>> {
-        let config = MetricsConfig::resolve(config).map_err(data_err)?;
+        let config = crate::wosac::config_of(config)?;
         let env = &self.env;
         let scores = py
             .detach(|| with_threads(threads, || env.score(&config)))?

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use numpy::PyUntypedArrayMethods;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use spacer_train::DataError;
@@ -35,16 +36,17 @@ pub(crate) fn value_err(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
-/// An array's values in row-major order: its own memory when it is contiguous (no
+/// An array's values in row-major order: its own memory when it is C-contiguous (no
 /// copy), a copy otherwise.
 pub(crate) fn contiguous<'a, T, D>(a: &'a numpy::PyReadonlyArray<'_, T, D>) -> Cow<'a, [T]>
 where
     T: numpy::Element + Copy,
     D: numpy::ndarray::Dimension,
 {
+    // `as_slice` also accepts Fortran order, whose memory is not row-major.
     match a.as_slice() {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => Cow::Owned(a.as_array().iter().copied().collect()),
+        Ok(s) if a.is_c_contiguous() => Cow::Borrowed(s),
+        _ => Cow::Owned(a.as_array().iter().copied().collect()),
     }
 }
 

@@ -245,7 +245,14 @@ impl Scores {
     }
 }
 
-fn config_of(spec: &str) -> PyResult<MetricsConfig> {
+/// A built-in config (`2024`, `2025`) or a text-format config file.
+pub(crate) fn config_of(spec: &str) -> PyResult<MetricsConfig> {
+    if !matches!(spec, "2024" | "2025") && !Path::new(spec).exists() {
+        return Err(PyValueError::new_err(format!(
+            "metrics config {spec:?}: neither a built-in config (\"2024\", \"2025\") nor a \
+             text-format SimAgentMetricsConfig file"
+        )));
+    }
     MetricsConfig::resolve(spec).map_err(data_err)
 }
 

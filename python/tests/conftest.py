@@ -20,6 +20,21 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def require():
+    """``require(module)`` imports a module, or skips (fails under CI) when it is not
+    installed."""
+    import importlib
+
+    def load(module: str):
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            _missing(f"{module} is not installed")
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def data() -> Path:
     d = Path(os.environ.get("SPACER_DATA", REPO.parent / "shared" / "data"))
     if not (d / "wosac" / "golden").is_dir():

@@ -157,17 +157,17 @@ impl VecEnv {
     /// `vocabulary`.
     ///
     /// # Errors
-    /// [`EnvError::Sim`] for a bad config or a scene that cannot be simulated;
-    /// [`EnvError::State`] for no scenes or no worlds.
+    /// [`EnvError::Sim`] for a bad config, a scene that cannot be simulated, or no
+    /// scenes or worlds.
     pub fn new(
         scenes: Vec<Arc<Scene>>,
         config: &EnvConfig,
         vocabulary: Vocabulary,
     ) -> Result<Self, EnvError> {
         if scenes.is_empty() || config.worlds_per_scene == 0 {
-            return Err(EnvError::State(
-                "an environment needs at least one scene and one world per scene",
-            ));
+            return Err(EnvError::Sim(SimError::Config(
+                "an environment needs at least one scene and one world per scene".into(),
+            )));
         }
         let worlds: Vec<Arc<Scene>> = scenes
             .iter()
