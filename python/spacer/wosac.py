@@ -210,7 +210,7 @@ def submission_bytes(
         if not sid:
             raise ValueError(f"rollouts[{i}] has no scenario_id")
         ids, x, y, z, h = _arrays(r, f"rollouts[{i}]")
-        items.append((sid, ids, x, y, z, h))
+        items.append((sid, (ids, x, y, z, h)))
     return _spacer.submission_bytes(items, method_name)
 
 

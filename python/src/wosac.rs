@@ -360,6 +360,9 @@ struct ArraySet<'py> {
 
 const COORDS: [&str; 4] = ["x", "y", "z", "heading"];
 
+/// The values of an [`ArraySet`]: ids, x / y / z / heading, steps per trajectory.
+type ArrayViews<'a> = (Cow<'a, [i64]>, [Cow<'a, [f32]>; 4], usize);
+
 type RolloutArrays<'py> = (
     Bound<'py, PyAny>,
     Bound<'py, PyAny>,
@@ -458,7 +461,7 @@ fn score_arrays<'py>(
         })
         .collect::<PyResult<Vec<_>>>()?;
     let scenes = inner(&scenes);
-    let views: Vec<(Cow<'_, [i64]>, [Cow<'_, [f32]>; 4], usize)> = sets
+    let views: Vec<ArrayViews<'_>> = sets
         .iter()
         .map(|s| {
             (
@@ -576,21 +579,14 @@ fn read_submission<'py>(
 #[pyo3(signature = (rollouts, method_name=None))]
 fn submission_bytes<'py>(
     py: Python<'py>,
-    rollouts: Vec<(
-        String,
-        Bound<'py, PyAny>,
-        Bound<'py, PyAny>,
-        Bound<'py, PyAny>,
-        Bound<'py, PyAny>,
-        Bound<'py, PyAny>,
-    )>,
+    rollouts: Vec<(String, RolloutArrays<'py>)>,
     method_name: Option<String>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let mut submission = Submission::default();
     submission.info.unique_method_name = method_name;
-    for (i, (id, ids, x, y, z, h)) in rollouts.into_iter().enumerate() {
+    for (i, (id, arrays)) in rollouts.into_iter().enumerate() {
         let which = format!("rollouts[{i}] (scene {id}): ");
-        let set = ArraySet::extract(&(ids, x, y, z, h), &which)?;
+        let set = ArraySet::extract(&arrays, &which)?;
         let ids = contiguous(&set.ids);
         let [x, y, z, h] = set.coords.each_ref().map(|a| contiguous(a));
         let r = ScenarioRollouts::from_arrays(&id, &ids, set.n_steps(), &x, &y, &z, &h)
