@@ -1,10 +1,13 @@
-//! spacer-core hot paths: policy forward (single and batched), observation build,
-//! tokenizer encode. Single-threaded, f32.
+//! spacer-core hot paths: policy forward (single and batched) for the f32 network and
+//! its int8 quantization, observation build, tokenizer encode. Single-threaded.
 //!
 //! `cargo bench --bench policy`. Forward cost grows with the number of *occupied*
 //! observation slots (each adds one encoder pass), so it is measured at three fills:
 //! empty (no partners, no road segments), typical (8 partners, 60 road segments) and
-//! full (63 partners, 200 road segments).
+//! full (63 partners, 200 road segments). The int8 policy is the f32 one quantized by
+//! `spacer_train::quantize`, calibrated on observations like the benchmark's. Both run
+//! the widest kernels the CPU has (AVX-512 where detected; `SPACER_NO_AVX512=1` forces
+//! the AVX2 build).
 
 use std::hint::black_box;
 
@@ -17,6 +20,9 @@ use spacer::spacer_core::observation::{
 };
 use spacer::spacer_core::policy::{Policy, PolicyDims, init_params, param_count};
 use spacer::spacer_core::tokenizer::Vocabulary;
+use spacer::spacer_core::weights::BlobHeader;
+use spacer::spacer_train::policy_file::PolicyFile;
+use spacer::spacer_train::quantize::{calibrate, quantize};
 
 fn params() -> Vec<f32> {
     let mut p = vec![0.0f32; param_count(200)];
@@ -72,11 +78,23 @@ fn observation(partners: usize, roads: usize, seed: u64) -> Vec<f32> {
     out
 }
 
-fn forward(c: &mut Criterion) {
-    let p = params();
-    let policy = Policy::new(PolicyDims::default(), &p).unwrap();
+/// The f32 policy and its int8 quantization.
+fn policies() -> (PolicyFile, PolicyFile) {
+    let dims = PolicyDims::default();
+    let vocab = Vocabulary::kinematic_grid(200).unwrap();
+    let f32_file =
+        PolicyFile::from_parts(&BlobHeader::new(dims, 50.0, 0), &vocab, &params()).unwrap();
+    let calib: Vec<f32> = (0..64)
+        .flat_map(|i| observation(i % 64, (i * 7) % 200, 100 + i as u64))
+        .collect();
+    let cal = calibrate(&f32_file.model().policy, &calib).unwrap();
+    let int8 = quantize(&f32_file, &cal).unwrap();
+    (f32_file, int8)
+}
+
+fn forward_of(c: &mut Criterion, group: &str, policy: &Policy<'_>) {
     let mut logits = vec![0.0f32; 200];
-    let mut g = c.benchmark_group("policy_forward");
+    let mut g = c.benchmark_group(group);
     for (name, np, nr) in [
         ("empty", 0, 0),
         ("typical_8p_60r", 8, 60),
@@ -101,6 +119,14 @@ fn forward(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+fn forward(c: &mut Criterion) {
+    let p = params();
+    let policy = Policy::new(PolicyDims::default(), &p).unwrap();
+    forward_of(c, "policy_forward", &policy);
+    let (_, int8) = policies();
+    forward_of(c, "policy_forward_int8", &int8.model().policy);
 }
 
 fn build_observation(c: &mut Criterion) {

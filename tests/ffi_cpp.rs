@@ -1,7 +1,8 @@
 //! The C ABI from C++: a g++-compiled program links spacer-core's static library,
 //! drives a small scene through `spacer.h` and must choose exactly the tokens (and reach
-//! exactly the states) that the same loop computes in Rust. It also checks the error
-//! paths (null pointers, short buffers, misaligned and corrupt blobs).
+//! exactly the states) that the same loop computes in Rust, for an f32 blob and for its
+//! int8 quantization. It also checks the error paths (null pointers, short buffers,
+//! misaligned, corrupt and bit-flipped blobs) and the ABI version.
 //!
 //! Needs `g++`. Without it the test fails under CI (`CI` set) and is skipped with a
 //! message elsewhere.
@@ -19,9 +20,11 @@ use spacer::spacer_core::math::Rng;
 use spacer::spacer_core::observation::{
     self, EgoView, PartnerView, RoadKind, RoadSegment, polyline_segments,
 };
-use spacer::spacer_core::policy::Selection;
+use spacer::spacer_core::policy::{Selection, param_count};
 use spacer::spacer_core::tokenizer::Vocabulary;
+use spacer::spacer_core::weights::WeightFormat;
 use spacer::spacer_train::policy_file::PolicyFile;
+use spacer::spacer_train::quantize::{calibrate, quantize};
 
 struct Agent {
     kind: AgentKind,
@@ -111,8 +114,8 @@ fn scene() -> (Vec<Agent>, Vec<(RoadKind, Vec<Vec2>)>) {
 
 const DECISIONS: usize = 12;
 
-/// The loop of policy_parity.cpp, in Rust.
-fn rust_run(file: &PolicyFile) -> String {
+/// The loop of policy_parity.cpp, in Rust; `observed` sees every observation.
+fn rust_run(file: &PolicyFile, mut observed: impl FnMut(&[f32])) -> String {
     let model = file.model();
     let (mut agents, polylines) = scene();
     let mut roads = Vec::new();
@@ -125,10 +128,12 @@ fn rust_run(file: &PolicyFile) -> String {
     let d = model.policy.dims();
     let _ = writeln!(
         out,
-        "info {} {} {}",
+        "info {} {} {} format {} version {}",
         d.actions,
         d.observation_len(),
-        model.policy.params().len()
+        param_count(d.actions()),
+        model.policy.format() as u32,
+        model.header.version
     );
     let mut obs = vec![0.0f32; d.observation_len()];
     for dec in 0..DECISIONS {
@@ -156,6 +161,7 @@ fn rust_run(file: &PolicyFile) -> String {
                 goal_visible: true,
             };
             observation::build(&model.observation, &ego, &partners, &roads, &mut obs).unwrap();
+            observed(&obs);
             let sel = a.selection;
             let act = model.policy.act(&obs, sel, &mut agents[i].rng).unwrap();
             let _ = writeln!(
@@ -267,28 +273,44 @@ fn cpp_program_matches_rust_bit_for_bit() {
         }
     }
     let file = PolicyFile::from_parts(init.blob().header(), &vocab, &params).unwrap();
-    let blob = dir.path().join("policy.spw");
-    file.write(&blob).unwrap();
-    let input = dir.path().join("input.txt");
-    std::fs::write(&input, input_file(&blob)).unwrap();
+    // Its int8 quantization, calibrated on the scene's own observations.
+    let mut observations = Vec::new();
+    let f32_run = rust_run(&file, |o| observations.extend_from_slice(o));
+    let calibration = calibrate(&file.model().policy, &observations).unwrap();
+    let int8 = quantize(&file, &calibration).unwrap();
+    assert_eq!(int8.format(), WeightFormat::Int8);
 
-    let out = Command::new(&exe)
-        .arg(&input)
-        .output()
-        .expect("run the C++ program");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "C++ checks failed:\n{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want = rust_run(&file);
-    assert_eq!(stdout, want, "C++ and Rust disagree");
-    // The run is not trivial: agents chose several distinct tokens.
-    let distinct: std::collections::BTreeSet<&str> = want
-        .lines()
-        .filter(|l| l.starts_with("token"))
-        .map(|l| l.split(' ').nth(3).unwrap())
-        .collect();
-    assert!(distinct.len() >= 3, "{distinct:?}");
+    for (name, f) in [("f32", &file), ("int8", &int8)] {
+        let blob = dir.path().join(format!("policy-{name}.spw"));
+        f.write(&blob).unwrap();
+        let input = dir.path().join(format!("input-{name}.txt"));
+        std::fs::write(&input, input_file(&blob)).unwrap();
+        let out = Command::new(&exe)
+            .arg(&input)
+            .output()
+            .expect("run the C++ program");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: C++ checks failed:\n{}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = rust_run(f, |_| {});
+        assert_eq!(stdout, want, "{name}: C++ and Rust disagree");
+        assert!(
+            want.starts_with(&format!(
+                "info 200 2984 65289 format {} version 2",
+                f.format() as u32
+            )),
+            "{want}"
+        );
+        // The run is not trivial: agents chose several distinct tokens.
+        let distinct: std::collections::BTreeSet<&str> = want
+            .lines()
+            .filter(|l| l.starts_with("token"))
+            .map(|l| l.split(' ').nth(3).unwrap())
+            .collect();
+        assert!(distinct.len() >= 3, "{name}: {distinct:?}");
+    }
+    assert_eq!(f32_run, rust_run(&file, |_| {}));
 }

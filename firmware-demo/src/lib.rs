@@ -28,6 +28,10 @@ pub static BLOB: &Aligned<[u8]> =
 /// Where the blob came from (a file, or the deterministic initialisation).
 pub const BLOB_SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/policy_source.txt"));
 
+/// The QEMU machine whose memory map the firmware was linked for (`mps2-an386` or
+/// `netduinoplus2`, from `SPACER_FIRMWARE_MACHINE` at build time).
+pub const MACHINE: &str = include_str!(concat!(env!("OUT_DIR"), "/machine.txt"));
+
 /// Agents in the scene.
 pub const AGENTS: usize = 4;
 /// Decisions the firmware runs (4 s of driving).
@@ -148,8 +152,23 @@ pub struct Decision {
 pub fn drive(
     model: &Model<'_>,
     decisions: usize,
+    clock: impl FnMut() -> u64,
+    report: impl FnMut(&Decision),
+) -> Result<[SceneAgent; AGENTS], PolicyError> {
+    drive_observed(model, decisions, clock, report, |_| {})
+}
+
+/// [`drive`], showing every observation to `observe` before the policy acts on it (a
+/// host records them, e.g. to calibrate a quantization on this scene).
+///
+/// # Errors
+/// As [`drive`].
+pub fn drive_observed(
+    model: &Model<'_>,
+    decisions: usize,
     mut clock: impl FnMut() -> u64,
     mut report: impl FnMut(&Decision),
+    mut observe: impl FnMut(&[f32]),
 ) -> Result<[SceneAgent; AGENTS], PolicyError> {
     let mut agents = initial_agents();
     let mut segments = [RoadSegment::default(); MAX_SEGMENTS];
@@ -195,11 +214,13 @@ pub fn drive(
             let t0 = clock();
             let counts = observation::build(&model.observation, &ego, &partners, roads, obs)
                 .map_err(|_| PolicyError::WrongObservationLength)?;
+            let obs_done = clock();
+            observe(obs);
             let t1 = clock();
             let action = model.policy.act(obs, Selection::Argmax, &mut rng)?;
             let t2 = clock();
             d.tokens[i] = action.token;
-            d.observation_cost[i] = t1.wrapping_sub(t0);
+            d.observation_cost[i] = obs_done.wrapping_sub(t0);
             d.inference_cost[i] = t2.wrapping_sub(t1);
             d.occupied_slots[i] = counts.partners + counts.road_segments;
         }

@@ -1,10 +1,18 @@
-//! spacer on a Cortex-M4F: the policy from a weights blob in flash drives a small scene
-//! and reports, over semihosting, the tokens chosen and the cost of every inference.
+//! spacer on a Cortex-M4F: the policy from a weights blob in flash (f32 or int8) drives
+//! a small scene and reports, over semihosting, the tokens chosen, the cost of every
+//! inference, and the flash and RAM the program uses.
 //!
-//! Cost: QEMU models no cycle counter for this board, so the firmware counts executed
-//! *instructions*: under `-icount shift=0` QEMU's virtual clock advances exactly 1 ns
-//! per instruction, and SysTick, clocked from the 25 MHz CPU clock, ticks once per 40
-//! of them. A calibration loop of known length checks that ratio at start-up.
+//! Cost: QEMU models no cycle counter for these boards, so the firmware counts executed
+//! *instructions*: under `-icount shift=0` QEMU's virtual clock advances exactly 1 ns per
+//! instruction, and SysTick, clocked from the CPU clock (25 MHz on mps2-an386, 168 MHz
+//! on netduinoplus2), ticks once per 40 (or 5.95) of them. A calibration loop of known
+//! length measures that ratio at start-up.
+//!
+//! Memory: flash used is everything the linker placed in flash (vectors, code,
+//! read-only data with the blob, and the initial values of `.data`); static RAM is
+//! `.data` + `.bss`; the stack's high-water mark comes from painting the free RAM
+//! below the stack with a pattern at start-up and finding the deepest overwritten word
+//! at the end.
 
 #![no_std]
 #![no_main]
@@ -13,7 +21,7 @@ use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprint, hprintln};
-use firmware_demo::{AGENTS, BLOB, BLOB_SOURCE, DECISIONS, drive};
+use firmware_demo::{BLOB, BLOB_SOURCE, DECISIONS, MACHINE, drive};
 use spacer_core::weights::Blob;
 
 /// A free-running 24-bit SysTick extended to 64 bits in software.
@@ -61,8 +69,58 @@ fn fail(msg: &str) -> ! {
     }
 }
 
+unsafe extern "C" {
+    static _flash_start: u8;
+    static __sidata: u8;
+    static __sdata: u8;
+    static __edata: u8;
+    static __sheap: u8;
+    static _ram_start: u8;
+    static _stack_start: u8;
+}
+
+/// The word painted over free RAM.
+const PAINT: u32 = 0x5AC3_5AC3;
+
+/// Paints the free RAM between the end of `.bss` and 256 bytes below the current
+/// stack pointer.
+#[inline(never)]
+fn paint_stack() {
+    let bottom = core::ptr::addr_of!(__sheap) as usize;
+    let sp = cortex_m::register::msp::read() as usize - 256;
+    let mut p = (bottom + 3) & !3;
+    while p < sp {
+        // SAFETY: the words between the end of `.bss` and below the live stack frame
+        // belong to nothing (no heap, no interrupts enabled); writing them is the
+        // measurement.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack used so far: from the top of RAM down to the deepest word that no
+/// longer holds the paint.
+fn stack_high_water() -> usize {
+    let bottom = (core::ptr::addr_of!(__sheap) as usize + 3) & !3;
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = bottom;
+    // SAFETY: reading RAM words between the end of `.bss` and the top of the stack.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
+/// The bits of f32 parameters as words.
+fn bytemuck_words(p: &[f32]) -> &[u32] {
+    // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is a
+    // valid u32.
+    unsafe { core::slice::from_raw_parts(p.as_ptr() as *const u32, p.len()) }
+}
+
 #[entry]
 fn main() -> ! {
+    paint_stack();
     let Some(mut cp) = cortex_m::Peripherals::take() else {
         fail("peripherals taken")
     };
@@ -72,15 +130,16 @@ fn main() -> ! {
     const SPIN: u32 = 1_000_000;
     let t0 = clock.now();
     spin(SPIN);
-    let ticks = clock.now() - t0;
-    let per_tick = (2 * SPIN as u64) as f32 / ticks.max(1) as f32;
-    // Round to the clock ratio (40 for a 25 MHz SysTick at 1 instruction per ns).
-    let ratio = (per_tick + 0.5) as u64;
+    let ticks = (clock.now() - t0).max(1);
+    let calib = 2 * SPIN as u64;
+    // Instructions from ticks, exactly in integers: ticks * calib / calibration ticks.
+    let instructions = |t: u64| t * calib / ticks;
 
     let blob = match Blob::parse(&BLOB.0) {
         Ok(b) => b,
         Err(e) => fail(match e {
             spacer_core::weights::WeightsError::Truncated => "blob truncated",
+            spacer_core::weights::WeightsError::BadChecksum => "blob checksum mismatch",
             _ => "blob invalid",
         }),
     };
@@ -89,20 +148,40 @@ fn main() -> ! {
         Err(_) => fail("blob parameters not usable in place"),
     };
     let dims = model.policy.dims();
+    let params_at = match model.policy.params().first() {
+        Some(p) => p as *const f32 as usize,
+        None => model.policy.int8_words().as_ptr() as usize,
+    };
     hprintln!(
-        "spacer firmware-demo: policy from {}; K={} tokens, {} parameters read in place from flash at {:#010x} ({} byte blob)",
+        "spacer firmware-demo on {}: policy from {}; K={} tokens, {} weights ({} bytes) read in place from flash at {:#010x} ({} byte blob, format v{})",
+        MACHINE,
         BLOB_SOURCE,
         dims.actions,
-        model.policy.params().len(),
-        model.policy.params().as_ptr() as usize,
-        BLOB.0.len()
+        model.policy.format().name(),
+        model.policy.param_bytes(),
+        params_at,
+        BLOB.0.len(),
+        model.header.version
     );
     hprintln!(
-        "cost unit: instructions (QEMU -icount shift=0, SysTick on the CPU clock); calibration {} instructions = {} ticks -> {} instructions per tick",
-        2 * SPIN,
+        "cost unit: instructions (QEMU -icount shift=0, SysTick on the CPU clock); calibration {} instructions = {} ticks -> {}.{:03} instructions per tick",
+        calib,
         ticks,
-        ratio
+        calib / ticks,
+        (calib % ticks) * 1000 / ticks
     );
+    // Any 32-bit words serve as int8 weights for the check: the blob's own.
+    let head_words: &[u32] = match model.policy.params() {
+        [] => model.policy.int8_words(),
+        p => bytemuck_words(p),
+    };
+    match spacer_core::quant::check_kernels(7, 12, head_words) {
+        Ok(n) => hprintln!(
+            "integer kernels agree with the portable definitions: {} outputs compared",
+            n
+        ),
+        Err(_) => fail("integer kernels differ from the portable definitions"),
+    }
 
     // The cost model: an observation with no occupied slot costs the fixed part of the
     // network; each occupied partner or road slot adds one encoder pass.
@@ -112,7 +191,7 @@ fn main() -> ! {
     let logits = &mut logits[..model.policy.actions()];
     let t0 = clock.now();
     let _ = model.policy.forward(empty, logits);
-    let base = (clock.now() - t0) * ratio;
+    let base = instructions(clock.now() - t0);
     hprintln!("forward pass with no occupied slot: {} instructions", base);
 
     let (mut inf_sum, mut inf_min, mut inf_max, mut obs_sum, mut n) =
@@ -121,14 +200,15 @@ fn main() -> ! {
     let result = drive(
         &model,
         DECISIONS,
-        || clock.now() * ratio,
+        || clock.now(),
         |d| {
+            let cost = d.inference_cost.map(instructions);
             hprint!("decision {:2} tokens", d.index);
             for t in d.tokens {
                 hprint!(" {}", t);
             }
             hprint!(" | inference instructions");
-            for c in d.inference_cost {
+            for c in cost {
                 hprint!(" {}", c);
             }
             hprint!(" | slots");
@@ -136,12 +216,12 @@ fn main() -> ! {
                 hprint!(" {}", s);
             }
             hprintln!("");
-            for i in 0..AGENTS {
-                inf_sum += d.inference_cost[i];
-                inf_min = inf_min.min(d.inference_cost[i]);
-                inf_max = inf_max.max(d.inference_cost[i]);
-                obs_sum += d.observation_cost[i];
-                slots_sum += d.occupied_slots[i];
+            for ((&c, &o), &s) in cost.iter().zip(&d.observation_cost).zip(&d.occupied_slots) {
+                inf_sum += c;
+                inf_min = inf_min.min(c);
+                inf_max = inf_max.max(c);
+                obs_sum += instructions(o);
+                slots_sum += s;
                 n += 1;
             }
         },
@@ -151,10 +231,6 @@ fn main() -> ! {
         Err(_) => fail("policy refused the observation"),
     };
     let mean = inf_sum / n.max(1);
-    // Time at 168 MHz if the core retires one instruction per cycle (Cortex-M4F: most
-    // ALU/FPU instructions are single-cycle; loads pipeline; see the README for the
-    // estimate's limits).
-    let us = mean as f32 / 168.0;
     hprintln!(
         "summary: {} inferences, {:.1} occupied slots on average; inference instructions mean {} min {} max {}; observation build mean {}",
         n,
@@ -171,9 +247,11 @@ fn main() -> ! {
         base,
         per_slot
     );
+    // Time at 168 MHz if the core retires one instruction per cycle (see the README
+    // for how a real Cortex-M4 with flash wait states differs).
     hprintln!(
         "estimate at 168 MHz, 1 instruction per cycle: {:.0} us per inference ({:.0} us with no occupied slot)",
-        us,
+        mean as f32 / 168.0,
         base as f32 / 168.0
     );
     for (i, a) in agents.iter().enumerate() {
@@ -186,6 +264,31 @@ fn main() -> ! {
             p.yaw.to_bits()
         );
     }
+    let at = |s: &u8| s as *const u8 as usize;
+    // SAFETY: only the addresses of linker symbols are taken.
+    let (flash0, sidata, sdata, edata, sheap, ram0, top) = unsafe {
+        (
+            at(&_flash_start),
+            at(&__sidata),
+            at(&__sdata),
+            at(&__edata),
+            at(&__sheap),
+            at(&_ram_start),
+            at(&_stack_start),
+        )
+    };
+    let flash = sidata - flash0 + (edata - sdata);
+    let statics = sheap - ram0;
+    let stack = stack_high_water();
+    hprintln!(
+        "memory: flash {} bytes (blob {}); RAM {} bytes static + {} bytes stack high-water mark = {} of {} bytes",
+        flash,
+        BLOB.0.len(),
+        statics,
+        stack,
+        statics + stack,
+        top - ram0
+    );
     hprintln!("done");
     debug::exit(debug::EXIT_SUCCESS);
     loop {

@@ -1,22 +1,25 @@
 //! The C ABI (feature `ffi`): load a policy from a blob, build observations, run the
 //! network, pick and apply tokens. The header is `include/spacer.h` (generated with
-//! cbindgen from this file; a test fails when it is stale).
+//! cbindgen from this file; a test fails when it is stale); its preamble states the
+//! conventions for C and C++ callers:
 //!
-//! Conventions, for a caller in C or C++:
-//!
-//! - Every function returns a [`SpacerStatus`]; `SPACER_STATUS_OK` is 0. Null pointers,
-//!   short buffers and bad values are errors, never undefined behaviour: the library
-//!   checks every pointer and length it is given.
-//! - Nothing is allocated. A [`SpacerPolicy`] is a fixed-size opaque struct the caller
-//!   owns (on the stack, in a global, in a C++ member). It *borrows* the blob: keep the
-//!   blob alive and unmodified while the policy is in use. The blob must be 4-byte
-//!   aligned (`malloc`, `new[]` of `float`, `std::vector<uint32_t>`, a linker-placed
-//!   array all are): its parameters are used in place.
-//! - Structs that cross the boundary hold only plain numbers (`float`, `uint8_t`,
-//!   `uint16_t`): enums and flags arrive as integers and are validated.
-//! - Functions are reentrant; a [`SpacerPolicy`] is read-only after
+//! - **ABI version**: [`SPACER_ABI_VERSION`] in the header, [`spacer_abi_version`] in the
+//!   library; a program checks they agree once at start-up.
+//! - **Errors**: every function returns a [`SpacerStatus`]; `SPACER_STATUS_OK` is 0. Null
+//!   pointers, misaligned pointers, short buffers and bad values are errors, never
+//!   undefined behaviour: the library checks every pointer and length it is given.
+//! - **Memory**: nothing is allocated. A [`SpacerPolicy`] is a fixed-size opaque struct
+//!   the caller owns (on the stack, in a global, in a C++ member). It *borrows* the blob:
+//!   keep the blob alive and unmodified while the policy is in use. The blob must be
+//!   4-byte aligned (`malloc`, `new[]` of `float`, `std::vector<uint32_t>`, a
+//!   linker-placed array all are): its parameters are used in place.
+//! - **Threads**: functions are reentrant; a [`SpacerPolicy`] is read-only after
 //!   [`spacer_policy_load`] and may be shared between threads.
-//!
+//! - Structs that cross the boundary hold only plain numbers (`float`, `uint8_t`,
+//!   `uint16_t`, `uint32_t`): enums and flags arrive as integers and are validated.
+//! - Both weight formats (f32, int8) load through the same functions;
+//!   [`SpacerPolicyInfo`] reports which.
+
 //! # Safety
 //!
 //! This module is the crate's only `unsafe` code: dereferencing the raw pointers C
@@ -42,6 +45,13 @@ use crate::observation::{
 };
 use crate::policy::{PolicyError, Selection, param_count};
 use crate::weights::{Blob, Model, WeightsError};
+
+/// Version of this C ABI (structs, functions, status codes). It changes whenever a
+/// struct's layout or a function's meaning changes; a program should check
+/// `spacer_abi_version() == SPACER_ABI_VERSION` once at start-up. Version 2 added the
+/// int8 weight format, the blob checksum status, `spacer_abi_version` and the
+/// `format`, `blob_version` and `param_bytes` fields of [`SpacerPolicyInfo`].
+pub const SPACER_ABI_VERSION: u32 = 2;
 
 /// 64-bit words of a [`SpacerPolicy`].
 pub const SPACER_POLICY_WORDS: usize = 192;
@@ -99,9 +109,13 @@ pub enum SpacerStatus {
     /// An argument is out of range (agent kind, token, road kind, selection mode,
     /// temperature).
     BadArgument = 13,
+    /// The blob's checksum does not match its bytes (a corrupt blob).
+    BlobChecksum = 14,
+    /// The blob's weight format is unknown to this library.
+    BlobFormat = 15,
 }
 
-static MESSAGES: [&str; 14] = [
+static MESSAGES: [&str; 16] = [
     "ok\0",
     "a required pointer is null\0",
     "a buffer has the wrong length\0",
@@ -116,6 +130,8 @@ static MESSAGES: [&str; 14] = [
     "observation holds NaN, infinity or a huge value\0",
     "ego pose is not finite\0",
     "an argument is out of range\0",
+    "weights blob checksum mismatch (corrupt blob)\0",
+    "unknown weight format\0",
 ];
 
 impl From<WeightsError> for SpacerStatus {
@@ -126,9 +142,13 @@ impl From<WeightsError> for SpacerStatus {
             WeightsError::UnsupportedVersion => SpacerStatus::BlobVersion,
             WeightsError::Architecture => SpacerStatus::BlobArchitecture,
             WeightsError::Vocabulary => SpacerStatus::BlobVocabulary,
-            WeightsError::ParamCount | WeightsError::BadWeight => SpacerStatus::BlobParams,
+            WeightsError::ParamCount | WeightsError::BadWeight | WeightsError::UnalignedParams => {
+                SpacerStatus::BlobParams
+            }
             WeightsError::Misaligned => SpacerStatus::Misaligned,
             WeightsError::OutputTooShort => SpacerStatus::BufferLength,
+            WeightsError::BadChecksum => SpacerStatus::BlobChecksum,
+            WeightsError::UnsupportedFormat | WeightsError::WrongFormat => SpacerStatus::BlobFormat,
         }
     }
 }
@@ -140,7 +160,7 @@ impl From<PolicyError> for SpacerStatus {
                 SpacerStatus::BufferLength
             }
             PolicyError::BadObservation => SpacerStatus::BadObservation,
-            PolicyError::BadSampling => SpacerStatus::BadArgument,
+            PolicyError::BadSampling | PolicyError::WrongFormat => SpacerStatus::BadArgument,
             PolicyError::BadDims | PolicyError::WrongParamCount | PolicyError::BadWeight => {
                 SpacerStatus::BlobParams
             }
@@ -172,12 +192,19 @@ pub struct SpacerPolicyInfo {
     pub max_partners: u32,
     /// Road slots.
     pub max_road_segments: u32,
-    /// Network parameters.
+    /// Parameters of the architecture (65,289 at 200 actions), whatever the format.
     pub param_count: u32,
     /// Observation radius (metres).
     pub radius: f32,
     /// Environment steps of training behind the weights.
     pub trained_steps: u64,
+    /// Weight format: 0 f32, 1 int8 (int8 weights, integer arithmetic).
+    pub format: u32,
+    /// Format version of the blob the policy was loaded from (1 or 2; 1 has no
+    /// checksum).
+    pub blob_version: u32,
+    /// Bytes of parameters the forward pass reads (in place, from the blob).
+    pub param_bytes: u32,
 }
 
 /// A world-frame kinematic state.
@@ -485,6 +512,9 @@ pub unsafe extern "C" fn spacer_policy_info(
             param_count: param_count(d.actions()) as u32,
             radius: m.observation.radius,
             trained_steps: m.header.trained_steps,
+            format: m.policy.format() as u32,
+            blob_version: m.header.version as u32,
+            param_bytes: m.policy.param_bytes() as u32,
         };
         Ok(())
     })())
@@ -717,10 +747,18 @@ pub extern "C" fn spacer_status_message(status: i32) -> *const c_char {
     MESSAGES.get(i).unwrap_or(&"unknown status\0").as_ptr() as *const c_char
 }
 
-/// The library's weights format version.
+/// The newest weights format version the library reads and the one it writes (it
+/// also reads version 1).
 #[unsafe(no_mangle)]
 pub extern "C" fn spacer_format_version() -> u32 {
     crate::weights::FORMAT_VERSION as u32
+}
+
+/// The ABI version the library was built with: compare it with [`SPACER_ABI_VERSION`]
+/// from the header the caller was compiled against.
+#[unsafe(no_mangle)]
+pub extern "C" fn spacer_abi_version() -> u32 {
+    SPACER_ABI_VERSION
 }
 
 #[cfg(test)]

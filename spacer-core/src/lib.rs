@@ -46,5 +46,8 @@ pub mod kinematics;
 pub mod math;
 pub mod observation;
 pub mod policy;
+pub mod quant;
+#[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+pub mod simd;
 pub mod tokenizer;
 pub mod weights;

@@ -155,6 +155,9 @@ pub enum PolicyError {
     WrongOutputLength,
     /// Sampling settings are invalid (temperature not positive and finite).
     BadSampling,
+    /// The operation does not exist for this weight format (e.g. the f32 encoding of
+    /// an int8 policy).
+    WrongFormat,
 }
 
 impl core::fmt::Display for PolicyError {
@@ -167,6 +170,7 @@ impl core::fmt::Display for PolicyError {
             PolicyError::BadObservation => "observation holds NaN, infinity or a huge value",
             PolicyError::WrongOutputLength => "output buffer has the wrong length",
             PolicyError::BadSampling => "temperature must be positive and finite",
+            PolicyError::WrongFormat => "not available for this weight format",
         })
     }
 }
@@ -507,11 +511,54 @@ fn orthonormalize(m: &mut [f32], rows: usize, cols: usize) {
     }
 }
 
-/// The network over borrowed parameters (a slice of RAM, or of flash in place).
+/// How a policy's weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u8)]
+pub enum WeightFormat {
+    /// 32-bit floats, the trained network as is.
+    F32 = 0,
+    /// int8 weights, int16 activations, integer arithmetic ([`crate::quant`]).
+    Int8 = 1,
+}
+
+impl WeightFormat {
+    /// From its code in a blob header.
+    pub const fn from_code(c: u8) -> Option<Self> {
+        match c {
+            0 => Some(WeightFormat::F32),
+            1 => Some(WeightFormat::Int8),
+            _ => None,
+        }
+    }
+
+    /// `"f32"` or `"int8"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::Int8 => "int8",
+        }
+    }
+}
+
+/// The network over borrowed parameters (a slice of RAM, or of flash in place): the
+/// f32 network, or its int8 quantization ([`crate::quant`]). Both run through the same
+/// methods.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy<'w> {
-    params: &'w [f32],
     dims: PolicyDims,
+    net: Net<'w>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Net<'w> {
+    F32(Dense<'w>),
+    Int8(crate::quant::QuantNet<'w>),
+}
+
+/// The f32 network.
+#[derive(Clone, Copy, Debug)]
+struct Dense<'w> {
+    params: &'w [f32],
     layout: ParamLayout,
     /// What an empty (all-zero) partner / road slot encodes to.
     empty_partner: [f32; HIDDEN],
@@ -545,9 +592,9 @@ pub struct Action {
 }
 
 impl<'w> Policy<'w> {
-    /// A policy over `params`, checked once here: lengths, and every weight finite and
-    /// within [`MAX_WEIGHT_MAGNITUDE`]. After this the forward pass cannot fail on the
-    /// weights.
+    /// An f32 policy over `params`, checked once here: lengths, and every weight finite
+    /// and within [`MAX_WEIGHT_MAGNITUDE`]. After this the forward pass cannot fail on
+    /// the weights.
     ///
     /// # Errors
     /// [`PolicyError::BadDims`], [`PolicyError::WrongParamCount`],
@@ -564,19 +611,34 @@ impl<'w> Policy<'w> {
         {
             return Err(PolicyError::BadWeight);
         }
-        let mut p = Self {
+        let mut d = Dense {
             params,
-            dims,
             layout,
             empty_partner: [0.0; HIDDEN],
             empty_road: [0.0; HIDDEN],
         };
         let mut scratch = [0.0f32; HIDDEN];
-        p.encode(&p.layout.partner, &[0.0; PARTNER_FEATURES], &mut scratch);
-        p.empty_partner = scratch;
-        p.encode(&p.layout.road, &[0.0; ROAD_FEATURES], &mut scratch);
-        p.empty_road = scratch;
-        Ok(p)
+        d.encode(&d.layout.partner, &[0.0; PARTNER_FEATURES], &mut scratch);
+        d.empty_partner = scratch;
+        d.encode(&d.layout.road, &[0.0; ROAD_FEATURES], &mut scratch);
+        d.empty_road = scratch;
+        Ok(Self {
+            dims,
+            net: Net::F32(d),
+        })
+    }
+
+    /// An int8 policy over `words` ([`crate::quant::QuantLayout`]), validated once here
+    /// so that no observation can make an integer overflow.
+    ///
+    /// # Errors
+    /// [`PolicyError::BadDims`], [`PolicyError::WrongParamCount`],
+    /// [`PolicyError::BadWeight`] (a scale, multiplier or bias out of its bounds).
+    pub fn new_int8(dims: PolicyDims, words: &'w [u32]) -> Result<Self, PolicyError> {
+        Ok(Self {
+            dims,
+            net: Net::Int8(crate::quant::QuantNet::new(dims, words)?),
+        })
     }
 
     /// The dimensions.
@@ -584,9 +646,34 @@ impl<'w> Policy<'w> {
         self.dims
     }
 
-    /// The parameters.
+    /// How the weights are stored.
+    pub fn format(&self) -> WeightFormat {
+        match self.net {
+            Net::F32(_) => WeightFormat::F32,
+            Net::Int8(_) => WeightFormat::Int8,
+        }
+    }
+
+    /// The f32 parameters (empty for an int8 policy: see [`Policy::int8_words`]).
     pub fn params(&self) -> &'w [f32] {
-        self.params
+        match &self.net {
+            Net::F32(d) => d.params,
+            Net::Int8(_) => &[],
+        }
+    }
+
+    /// The int8 parameter words (empty for an f32 policy).
+    pub fn int8_words(&self) -> &'w [u32] {
+        match &self.net {
+            Net::F32(_) => &[],
+            Net::Int8(q) => q.words(),
+        }
+    }
+
+    /// Bytes of parameters the forward pass reads: 4 per f32 parameter, or the int8
+    /// words.
+    pub fn param_bytes(&self) -> usize {
+        4 * (self.params().len() + self.int8_words().len())
     }
 
     /// Observation length.
@@ -599,114 +686,33 @@ impl<'w> Policy<'w> {
         self.dims.actions()
     }
 
-    fn slice(&self, at: usize, len: usize) -> &'w [f32] {
-        // Offsets come from the layout the length was checked against in `new`.
-        self.params.get(at..at + len).unwrap_or(&[])
-    }
-
-    /// One encoder pass: Linear -> LayerNorm -> tanh -> Linear.
-    fn encode(&self, e: &EncoderLayout, x: &[f32], out: &mut [f32; HIDDEN]) {
-        let mut h = [0.0f32; HIDDEN];
-        linear::<true>(
-            x,
-            self.slice(e.l1_w, e.d * HIDDEN),
-            self.slice(e.l1_b, HIDDEN),
-            &mut h,
-        );
-        layer_norm_tanh(
-            &mut h,
-            self.slice(e.gamma, HIDDEN),
-            self.slice(e.beta, HIDDEN),
-        );
-        linear::<false>(
-            &h,
-            self.slice(e.l2_w, HIDDEN * HIDDEN),
-            self.slice(e.l2_b, HIDDEN),
-            out,
-        );
-    }
-
-    /// Max-pooled encoding of `slots` (each `width` long); empty slots use `empty`.
-    fn pool(
-        &self,
-        e: &EncoderLayout,
-        slots: &[f32],
-        width: usize,
-        empty: &[f32; HIDDEN],
-        out: &mut [f32],
-    ) {
-        let mut any = false;
-        let mut seen_empty = false;
-        let mut enc = [0.0f32; HIDDEN];
-        for slot in slots.chunks_exact(width) {
-            let src: &[f32; HIDDEN] = if is_zero(slot) {
-                if seen_empty {
-                    continue;
-                }
-                seen_empty = true;
-                empty
-            } else {
-                self.encode(e, slot, &mut enc);
-                &enc
-            };
-            if any {
-                for (o, &v) in out.iter_mut().zip(src.iter()) {
-                    if v > *o {
-                        *o = v;
-                    }
-                }
-            } else {
-                out.copy_from_slice(src);
-                any = true;
-            }
-        }
-        if !any {
-            // No slots at all (zero-slot dims): the empty encoding stands in.
-            out.copy_from_slice(empty);
-        }
-    }
-
-    /// The fused 192-vector of one observation (already validated).
-    fn features(&self, obs: &[f32], concat: &mut [f32; CONCAT]) {
-        let p_len = self.dims.max_partners as usize * PARTNER_FEATURES;
-        let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
-        let (partners, roads) = rest.split_at(p_len.min(rest.len()));
-        let (c_ego, c_rest) = concat.split_at_mut(HIDDEN);
-        let (c_partner, c_road) = c_rest.split_at_mut(HIDDEN);
-        let mut e = [0.0f32; HIDDEN];
-        self.encode(&self.layout.ego, ego, &mut e);
-        c_ego.copy_from_slice(&e);
-        self.pool(
-            &self.layout.partner,
-            partners,
-            PARTNER_FEATURES,
-            &self.empty_partner,
-            c_partner,
-        );
-        self.pool(
-            &self.layout.road,
-            roads,
-            ROAD_FEATURES,
-            &self.empty_road,
-            c_road,
-        );
-    }
-
-    fn check_observation(&self, obs: &[f32]) -> Result<(), PolicyError> {
+    /// Validates an observation and finds its occupied slots, in one pass.
+    fn check_observation(&self, obs: &[f32]) -> Result<Scan, PolicyError> {
         if obs.len() != self.observation_len() {
             return Err(PolicyError::WrongObservationLength);
         }
-        // |v| as integer bits: NaN and infinity sort above every finite value, so one
-        // vectorisable integer max catches all three cases.
-        let worst = obs
-            .iter()
-            .map(|v| v.to_bits() & 0x7FFF_FFFF)
-            .max()
-            .unwrap_or(0);
-        if worst > MAX_OBSERVATION_MAGNITUDE.to_bits() {
-            return Err(PolicyError::BadObservation);
+        Scan::of(&self.dims, obs)
+    }
+
+    /// The fused 192-vector the f32 network's fusion layer reads (ego encoding, then
+    /// the max-pooled partner and road encodings): what calibrating a quantization
+    /// needs.
+    ///
+    /// # Shapes
+    /// `obs`: [`Policy::observation_len`]; `out`: [`CONCAT`].
+    ///
+    /// # Errors
+    /// As [`Policy::forward`]; [`PolicyError::WrongFormat`] for an int8 policy.
+    pub fn encode(&self, obs: &[f32], out: &mut [f32]) -> Result<(), PolicyError> {
+        let scan = self.check_observation(obs)?;
+        let out: &mut [f32; CONCAT] = out.try_into().map_err(|_| PolicyError::WrongOutputLength)?;
+        match &self.net {
+            Net::F32(d) => {
+                d.features(&self.dims, obs, &scan, out);
+                Ok(())
+            }
+            Net::Int8(_) => Err(PolicyError::WrongFormat),
         }
-        Ok(())
     }
 
     /// Logits over the actions and the value of one observation.
@@ -718,40 +724,41 @@ impl<'w> Policy<'w> {
     /// [`PolicyError::WrongObservationLength`], [`PolicyError::BadObservation`],
     /// [`PolicyError::WrongOutputLength`].
     pub fn forward(&self, obs: &[f32], logits: &mut [f32]) -> Result<f32, PolicyError> {
-        self.check_observation(obs)?;
+        let scan = self.check_observation(obs)?;
         if logits.len() != self.actions() {
             return Err(PolicyError::WrongOutputLength);
         }
-        let mut concat = [0.0f32; CONCAT];
-        self.features(obs, &mut concat);
-        let mut hidden = [0.0f32; FUSED];
-        linear::<false>(
-            &concat,
-            self.slice(self.layout.fuse_w, CONCAT * FUSED),
-            self.slice(self.layout.fuse_b, FUSED),
-            &mut hidden,
-        );
-        let k = self.actions();
-        linear::<false>(
-            &hidden,
-            self.slice(self.layout.actor_w, FUSED * k),
-            self.slice(self.layout.actor_b, k),
-            logits,
-        );
-        let mut value = [0.0f32; 1];
-        linear::<false>(
-            &hidden,
-            self.slice(self.layout.critic_w, FUSED),
-            self.slice(self.layout.critic_b, 1),
-            &mut value,
-        );
-        Ok(value[0])
+        Ok(match &self.net {
+            Net::F32(d) => d.forward(&self.dims, obs, &scan, logits),
+            Net::Int8(q) => q.forward(&self.dims, obs, &scan, logits),
+        })
     }
 
-    /// [`Policy::forward`] over `n` observations at once (`n = values.len()`). The
-    /// fusion layer and the heads run over tiles of [`BATCH_TILE`] agents, so each
-    /// weight row is read once per tile instead of once per agent. Results equal
-    /// `n` calls of [`Policy::forward`] bit for bit.
+    /// The int8 network's integer logits (`actions` of them) and value (index
+    /// `actions`), before their scaling to f32: what [`Policy::forward`] returns times
+    /// the blob's logit and value steps.
+    ///
+    /// # Errors
+    /// As [`Policy::forward`]; [`PolicyError::WrongFormat`] for an f32 policy.
+    pub fn forward_int8(
+        &self,
+        obs: &[f32],
+        out: &mut [i32; MAX_ACTIONS + 2],
+    ) -> Result<(), PolicyError> {
+        let scan = self.check_observation(obs)?;
+        match &self.net {
+            Net::F32(_) => Err(PolicyError::WrongFormat),
+            Net::Int8(q) => {
+                q.forward_int(&self.dims, obs, &scan, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Policy::forward`] over `n` observations at once (`n = values.len()`). For the
+    /// f32 network the fusion layer and the heads run over tiles of [`BATCH_TILE`]
+    /// agents, so each weight row is read once per tile instead of once per agent.
+    /// Results equal `n` calls of [`Policy::forward`] bit for bit.
     ///
     /// # Shapes
     /// `obs`: `n * observation_len`; `logits`: `n * actions`; `values`: `n`.
@@ -773,44 +780,29 @@ impl<'w> Policy<'w> {
         if logits.len() != n * k {
             return Err(PolicyError::WrongOutputLength);
         }
-        let mut concat = [[0.0f32; CONCAT]; BATCH_TILE];
-        let mut hidden = [[0.0f32; FUSED]; BATCH_TILE];
-        let tiles = obs
-            .chunks(d * BATCH_TILE)
-            .zip(logits.chunks_mut(k * BATCH_TILE))
-            .zip(values.chunks_mut(BATCH_TILE));
-        for ((obs_t, logits_t), values_t) in tiles {
-            let m = values_t.len();
-            for (o, c) in obs_t.chunks_exact(d).zip(concat.iter_mut()) {
-                self.check_observation(o)?;
-                self.features(o, c);
+        match &self.net {
+            Net::F32(dense) => {
+                let mut scans = [Scan::default(); BATCH_TILE];
+                let tiles = obs
+                    .chunks(d * BATCH_TILE)
+                    .zip(logits.chunks_mut(k * BATCH_TILE))
+                    .zip(values.chunks_mut(BATCH_TILE));
+                for ((obs_t, logits_t), values_t) in tiles {
+                    for (o, sc) in obs_t.chunks_exact(d.max(1)).zip(scans.iter_mut()) {
+                        *sc = self.check_observation(o)?;
+                    }
+                    dense.forward_tile(&self.dims, obs_t, &scans, logits_t, values_t);
+                }
             }
-            linear_tile(
-                &concat[..m],
-                CONCAT,
-                self.slice(self.layout.fuse_w, CONCAT * FUSED),
-                self.slice(self.layout.fuse_b, FUSED),
-                &mut hidden[..m],
-            );
-            let fused: [&[f32]; BATCH_TILE] = core::array::from_fn(|i| hidden[i].as_slice());
-            let mut outs = logits_t.chunks_exact_mut(k);
-            let mut rows: [&mut [f32]; BATCH_TILE] =
-                core::array::from_fn(|_| outs.next().unwrap_or(&mut []));
-            linear_rows(
-                &fused[..m],
-                self.slice(self.layout.actor_w, FUSED * k),
-                self.slice(self.layout.actor_b, k),
-                &mut rows[..m],
-            );
-            for (h, v) in hidden[..m].iter().zip(values_t.iter_mut()) {
-                let mut out = [0.0f32; 1];
-                linear::<false>(
-                    h,
-                    self.slice(self.layout.critic_w, FUSED),
-                    self.slice(self.layout.critic_b, 1),
-                    &mut out,
-                );
-                *v = out[0];
+            Net::Int8(q) => {
+                let rows = obs
+                    .chunks_exact(d.max(1))
+                    .zip(logits.chunks_exact_mut(k.max(1)))
+                    .zip(values.iter_mut());
+                for ((o, l), v) in rows {
+                    let scan = self.check_observation(o)?;
+                    *v = q.forward(&self.dims, o, &scan, l);
+                }
             }
         }
         Ok(())
@@ -840,10 +832,336 @@ impl<'w> Policy<'w> {
     }
 }
 
-/// True when every value is zero (either sign): the bits without the sign are all 0.
-#[inline]
-fn is_zero(slot: &[f32]) -> bool {
-    slot.iter().fold(0u32, |acc, v| acc | (v.to_bits() << 1)) == 0
+impl<'w> Dense<'w> {
+    fn slice(&self, at: usize, len: usize) -> &'w [f32] {
+        // Offsets come from the layout the length was checked against in `new`.
+        self.params.get(at..at + len).unwrap_or(&[])
+    }
+
+    /// One encoder pass: Linear -> LayerNorm -> tanh -> Linear.
+    fn encode(&self, e: &EncoderLayout, x: &[f32], out: &mut [f32; HIDDEN]) {
+        let mut h = [0.0f32; HIDDEN];
+        linear::<true>(
+            x,
+            self.slice(e.l1_w, e.d * HIDDEN),
+            self.slice(e.l1_b, HIDDEN),
+            &mut h,
+        );
+        layer_norm_tanh(
+            &mut h,
+            self.slice(e.gamma, HIDDEN),
+            self.slice(e.beta, HIDDEN),
+        );
+        linear::<false>(
+            &h,
+            self.slice(e.l2_w, HIDDEN * HIDDEN),
+            self.slice(e.l2_b, HIDDEN),
+            out,
+        );
+    }
+
+    /// The first layer, LayerNorm and tanh of the first `n` slots, in phases across the slots (the
+    /// LayerNorm's chains of dependent steps overlap; each slot's operations are those
+    /// of [`layer_norm_tanh`]).
+    #[inline(always)]
+    fn first_tile(
+        &self,
+        e: &EncoderLayout,
+        slots: &[&[f32]; SLOT_TILE],
+        n: usize,
+        h: &mut [[f32; HIDDEN]; SLOT_TILE],
+    ) {
+        let (w1, b1) = (self.slice(e.l1_w, e.d * HIDDEN), self.slice(e.l1_b, HIDDEN));
+        let (gamma, beta) = (self.slice(e.gamma, HIDDEN), self.slice(e.beta, HIDDEN));
+        for (x, hk) in slots.iter().zip(h.iter_mut()).take(n) {
+            linear::<true>(x, w1, b1, hk);
+        }
+        let mut stats = [(0.0f32, 0.0f32); SLOT_TILE];
+        for (hk, st) in h.iter().zip(stats.iter_mut()).take(n) {
+            *st = layer_norm_stats(hk);
+        }
+        for (hk, &(mean, inv)) in h.iter_mut().zip(stats.iter()).take(n) {
+            layer_norm_apply(hk, mean, inv, gamma, beta);
+        }
+    }
+
+    /// Max-pooled encoding of `slots` (each `width` long); empty slots (`occupied`
+    /// unset) use `empty`. Runs with the widest vectors the host has (the same bits
+    /// either way: see [`Dense::pool_tiled`]).
+    fn pool(
+        &self,
+        e: &EncoderLayout,
+        slots: &[f32],
+        width: usize,
+        occupied: &SlotMask,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+        if crate::simd::avx512() {
+            // SAFETY: the CPU has AVX-512F (checked at run time just above); the
+            // function is otherwise safe Rust.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.pool_avx512(e, slots, width, occupied, empty, out)
+            };
+            return;
+        }
+        self.pool_tiled::<SLOT_COLS>(e, slots, width, occupied, empty, out);
+    }
+
+    /// [`Dense::pool_tiled`] compiled for AVX-512 (32 outputs per register block).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f")]
+    #[allow(unsafe_code)]
+    unsafe fn pool_avx512(
+        &self,
+        e: &EncoderLayout,
+        slots: &[f32],
+        width: usize,
+        occupied: &SlotMask,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        self.pool_tiled::<32>(e, slots, width, occupied, empty, out);
+    }
+
+    /// The pool over tiles of [`SLOT_TILE`] occupied slots: each slot's first layer,
+    /// LayerNorm and tanh, then the tile's second layer as one small matrix product
+    /// (register blocks of [`SLOT_ROWS`] slots x `C` outputs, each weight loaded once
+    /// per block). Every output's sum runs in the order of its inputs and slots are
+    /// max-merged in index order (the empty encoding at the first empty slot's place),
+    /// so the bits are those of encoding each slot alone.
+    #[inline(always)]
+    fn pool_tiled<const C: usize>(
+        &self,
+        e: &EncoderLayout,
+        slots: &[f32],
+        width: usize,
+        occupied: &SlotMask,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        let mut pool = Pooling {
+            any: false,
+            empty_at: None,
+            merged: 0,
+        };
+        let mut seen = 0usize;
+        let mut h = [[0.0f32; HIDDEN]; SLOT_TILE];
+        let mut enc = [[0.0f32; HIDDEN]; SLOT_TILE];
+        let mut pending: [&[f32]; SLOT_TILE] = [&[]; SLOT_TILE];
+        let mut n = 0usize;
+        let w2 = self.slice(e.l2_w, HIDDEN * HIDDEN);
+        let b2 = self.slice(e.l2_b, HIDDEN);
+        for (i, slot) in slots.chunks_exact(width).enumerate() {
+            if !occupied.get(i) {
+                if pool.empty_at.is_none() {
+                    pool.empty_at = Some(seen);
+                }
+                continue;
+            }
+            pending[n] = slot;
+            n += 1;
+            seen += 1;
+            if n == SLOT_TILE {
+                self.first_tile(e, &pending, n, &mut h);
+                tile_linear::<C>(&h, n, w2, b2, &mut enc);
+                pool.merge_tile(&enc, n, empty, out);
+                n = 0;
+            }
+        }
+        if n > 0 {
+            self.first_tile(e, &pending, n, &mut h);
+            tile_linear::<C>(&h, n, w2, b2, &mut enc);
+            pool.merge_tile(&enc, n, empty, out);
+        }
+        if pool.empty_at == Some(pool.merged) {
+            pool.merge(empty, out);
+        }
+        if !pool.any {
+            // No slots at all (zero-slot dims): the empty encoding stands in.
+            out.copy_from_slice(empty);
+        }
+    }
+
+    /// The fused 192-vector of one observation (already validated).
+    fn features(&self, dims: &PolicyDims, obs: &[f32], scan: &Scan, concat: &mut [f32; CONCAT]) {
+        let p_len = dims.max_partners as usize * PARTNER_FEATURES;
+        let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
+        let (partners, roads) = rest.split_at(p_len.min(rest.len()));
+        let (c_ego, c_rest) = concat.split_at_mut(HIDDEN);
+        let (c_partner, c_road) = c_rest.split_at_mut(HIDDEN);
+        let mut e = [0.0f32; HIDDEN];
+        self.encode(&self.layout.ego, ego, &mut e);
+        c_ego.copy_from_slice(&e);
+        self.pool(
+            &self.layout.partner,
+            partners,
+            PARTNER_FEATURES,
+            &scan.partners,
+            &self.empty_partner,
+            c_partner,
+        );
+        self.pool(
+            &self.layout.road,
+            roads,
+            ROAD_FEATURES,
+            &scan.roads,
+            &self.empty_road,
+            c_road,
+        );
+    }
+
+    fn forward(&self, dims: &PolicyDims, obs: &[f32], scan: &Scan, logits: &mut [f32]) -> f32 {
+        let mut concat = [0.0f32; CONCAT];
+        self.features(dims, obs, scan, &mut concat);
+        let mut hidden = [0.0f32; FUSED];
+        linear::<false>(
+            &concat,
+            self.slice(self.layout.fuse_w, CONCAT * FUSED),
+            self.slice(self.layout.fuse_b, FUSED),
+            &mut hidden,
+        );
+        let k = dims.actions();
+        linear::<false>(
+            &hidden,
+            self.slice(self.layout.actor_w, FUSED * k),
+            self.slice(self.layout.actor_b, k),
+            logits,
+        );
+        let mut value = [0.0f32; 1];
+        linear::<false>(
+            &hidden,
+            self.slice(self.layout.critic_w, FUSED),
+            self.slice(self.layout.critic_b, 1),
+            &mut value,
+        );
+        value[0]
+    }
+
+    /// One tile of at most [`BATCH_TILE`] validated observations (with their scans)
+    /// in, logits and values out (lengths checked by the caller).
+    fn forward_tile(
+        &self,
+        dims: &PolicyDims,
+        obs_t: &[f32],
+        scans: &[Scan; BATCH_TILE],
+        logits_t: &mut [f32],
+        values_t: &mut [f32],
+    ) {
+        let (d, k) = (dims.observation_len(), dims.actions());
+        let mut concat = [[0.0f32; CONCAT]; BATCH_TILE];
+        let mut hidden = [[0.0f32; FUSED]; BATCH_TILE];
+        let m = values_t.len().min(BATCH_TILE);
+        for ((o, c), sc) in obs_t.chunks_exact(d).zip(concat.iter_mut()).zip(scans) {
+            self.features(dims, o, sc, c);
+        }
+        {
+            linear_tile(
+                &concat[..m],
+                CONCAT,
+                self.slice(self.layout.fuse_w, CONCAT * FUSED),
+                self.slice(self.layout.fuse_b, FUSED),
+                &mut hidden[..m],
+            );
+            let fused: [&[f32]; BATCH_TILE] = core::array::from_fn(|i| hidden[i].as_slice());
+            let mut outs = logits_t.chunks_exact_mut(k);
+            let mut rows: [&mut [f32]; BATCH_TILE] =
+                core::array::from_fn(|_| outs.next().unwrap_or(&mut []));
+            linear_rows(
+                &fused[..m],
+                self.slice(self.layout.actor_w, FUSED * k),
+                self.slice(self.layout.actor_b, k),
+                &mut rows[..m],
+            );
+            for (h, v) in hidden[..m].iter().zip(values_t.iter_mut()) {
+                let mut out = [0.0f32; 1];
+                linear::<false>(
+                    h,
+                    self.slice(self.layout.critic_w, FUSED),
+                    self.slice(self.layout.critic_b, 1),
+                    &mut out,
+                );
+                *v = out[0];
+            }
+        }
+    }
+}
+
+/// Which slots of an observation hold a value: bit `i` set when slot `i` has a
+/// nonzero feature (zero of either sign counts as empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotMask([u64; 4]);
+
+impl SlotMask {
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
+    }
+
+    #[inline(always)]
+    fn set(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+}
+
+/// An observation's occupied partner and road slots, found while validating it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Scan {
+    pub(crate) partners: SlotMask,
+    pub(crate) roads: SlotMask,
+}
+
+/// ORs the bits of every slot (`W` floats) into the mask (bit set for a nonzero slot)
+/// and returns the OR of everything.
+#[inline(always)]
+fn or_slots<const W: usize>(slots: &[f32], mask: &mut SlotMask) -> u32 {
+    let (chunks, _) = slots.as_chunks::<W>();
+    let mut all = 0u32;
+    for (i, c) in chunks.iter().enumerate() {
+        let o = c.iter().fold(0u32, |a, v| a | v.to_bits());
+        all |= o;
+        if o << 1 != 0 {
+            mask.set(i);
+        }
+    }
+    all
+}
+
+impl Scan {
+    /// Validates `obs` (length checked by the caller) and marks its occupied slots.
+    /// The OR of every value's bits bounds their magnitudes from above, so when it is
+    /// within [`MAX_OBSERVATION_MAGNITUDE`] (every normalised observation: all values
+    /// below 2) no further check is needed; otherwise the exact check runs.
+    fn of(dims: &PolicyDims, obs: &[f32]) -> Result<Self, PolicyError> {
+        let p_len = dims.max_partners as usize * PARTNER_FEATURES;
+        let (ego, rest) = obs.split_at(EGO_FEATURES.min(obs.len()));
+        let (partners, roads) = rest.split_at(p_len.min(rest.len()));
+        let mut scan = Scan::default();
+        let mut all = ego.iter().fold(0u32, |a, v| a | v.to_bits());
+        all |= or_slots::<PARTNER_FEATURES>(partners, &mut scan.partners);
+        all |= or_slots::<ROAD_FEATURES>(roads, &mut scan.roads);
+        let limit = MAX_OBSERVATION_MAGNITUDE.to_bits();
+        if all & 0x7FFF_FFFF > limit {
+            // |v| as integer bits: NaN and infinity sort above every finite value, so
+            // one integer max catches all three cases.
+            let worst = obs
+                .iter()
+                .map(|v| v.to_bits() & 0x7FFF_FFFF)
+                .max()
+                .unwrap_or(0);
+            if worst > limit {
+                return Err(PolicyError::BadObservation);
+            }
+        }
+        Ok(scan)
+    }
 }
 
 /// Agents per tile in [`Policy::forward_batch`].
@@ -947,7 +1265,7 @@ const BLOCK: usize = 64;
 /// With `SKIP`, zero inputs are skipped (adding `0 * w` changes no finite sum), which
 /// pays off for sparse inputs (one-hot road kinds, zero-filled ego features). Lengths
 /// are trusted (checked by the caller's layout); short slices just compute less.
-#[inline]
+#[inline(always)]
 fn linear<const SKIP: bool>(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
     let n_out = out.len();
     let mut j0 = 0;
@@ -1064,6 +1382,112 @@ fn linear_rows(xs: &[&[f32]], w: &[f32], b: &[f32], outs: &mut [&mut [f32]]) {
     }
 }
 
+/// The running max-pool of [`Dense::pool_tiled`]: slots merge in index order, the
+/// empty encoding right after the `empty_at` occupied slots before the first empty one.
+struct Pooling {
+    any: bool,
+    empty_at: Option<usize>,
+    merged: usize,
+}
+
+impl Pooling {
+    #[inline(always)]
+    fn merge(&mut self, src: &[f32; HIDDEN], out: &mut [f32]) {
+        if self.any {
+            for (o, &v) in out.iter_mut().zip(src.iter()) {
+                if v > *o {
+                    *o = v;
+                }
+            }
+        } else {
+            out.copy_from_slice(src);
+            self.any = true;
+        }
+    }
+
+    #[inline(always)]
+    fn merge_tile(
+        &mut self,
+        enc: &[[f32; HIDDEN]; SLOT_TILE],
+        n: usize,
+        empty: &[f32; HIDDEN],
+        out: &mut [f32],
+    ) {
+        for src in enc.iter().take(n) {
+            if self.empty_at == Some(self.merged) {
+                self.merge(empty, out);
+            }
+            self.merge(src, out);
+            self.merged += 1;
+        }
+    }
+}
+
+/// Occupied slots encoded together before their second layer runs as one small
+/// matrix product ([`tile_linear`]).
+#[cfg(target_arch = "arm")]
+const SLOT_TILE: usize = 4;
+#[cfg(not(target_arch = "arm"))]
+const SLOT_TILE: usize = 8;
+/// Slots per register block of [`tile_linear`].
+#[cfg(target_arch = "arm")]
+const SLOT_ROWS: usize = 2;
+#[cfg(not(target_arch = "arm"))]
+const SLOT_ROWS: usize = 4;
+/// Outputs per register block of [`tile_linear`] (without AVX-512).
+#[cfg(target_arch = "arm")]
+const SLOT_COLS: usize = 4;
+#[cfg(not(target_arch = "arm"))]
+const SLOT_COLS: usize = 16;
+
+/// `out[r][j] = b[j] + sum_i x[r][i] * w[i * 64 + j]` for the first `n` rows, each sum
+/// in the order of `i` with separate multiplies and adds (the bits of [`linear`]),
+/// register-blocked over [`SLOT_ROWS`] rows x `C` outputs.
+#[inline(always)]
+fn tile_linear<const C: usize>(
+    x: &[[f32; HIDDEN]; SLOT_TILE],
+    n: usize,
+    w: &[f32],
+    b: &[f32],
+    out: &mut [[f32; HIDDEN]; SLOT_TILE],
+) {
+    let Ok(w): Result<&[f32; HIDDEN * HIDDEN], _> = w.try_into() else {
+        return;
+    };
+    let Ok(b): Result<&[f32; HIDDEN], _> = b.try_into() else {
+        return;
+    };
+    let n = n.min(SLOT_TILE);
+    let mut r0 = 0;
+    while r0 < n {
+        let xs: &[[f32; HIDDEN]; SLOT_ROWS] = match x.get(r0..r0 + SLOT_ROWS) {
+            Some(rows) => rows.try_into().unwrap_or(&[[0.0; HIDDEN]; SLOT_ROWS]),
+            None => &[[0.0; HIDDEN]; SLOT_ROWS],
+        };
+        let mut j0 = 0;
+        while j0 + C <= HIDDEN {
+            let mut acc = [[0.0f32; C]; SLOT_ROWS];
+            for a in acc.iter_mut() {
+                a.copy_from_slice(&b[j0..j0 + C]);
+            }
+            for (i, row) in w.chunks_exact(HIDDEN).enumerate() {
+                let wv: [f32; C] = row[j0..j0 + C].try_into().unwrap_or([0.0; C]);
+                for (a, xr) in acc.iter_mut().zip(xs.iter()) {
+                    let xi = xr[i];
+                    for (av, &wj) in a.iter_mut().zip(wv.iter()) {
+                        *av += xi * wj;
+                    }
+                }
+            }
+            for (o, a) in out.iter_mut().skip(r0).zip(acc.iter()).take(n - r0) {
+                o[j0..j0 + C].copy_from_slice(a);
+            }
+            j0 += C;
+        }
+        r0 += SLOT_ROWS;
+    }
+}
+
 /// Inputs per register block of [`linear_rows`].
 const ROWS_TILE: usize = 4;
 /// Outputs per register block of [`linear_rows`].
@@ -1112,7 +1536,15 @@ fn rows_block<const R: usize, const C: usize>(
 }
 
 /// LayerNorm (biased variance, [`LAYER_NORM_EPS`]) then tanh, in place.
+#[inline(always)]
 fn layer_norm_tanh(h: &mut [f32; HIDDEN], gamma: &[f32], beta: &[f32]) {
+    let (mean, inv) = layer_norm_stats(h);
+    layer_norm_apply(h, mean, inv, gamma, beta);
+}
+
+/// Mean and `1 / sqrt(var + eps)` of [`layer_norm_tanh`].
+#[inline(always)]
+fn layer_norm_stats(h: &[f32; HIDDEN]) -> (f32, f32) {
     let mean = lane_sum(h) / HIDDEN as f32;
     let mut sq = [0.0f32; HIDDEN];
     for (s, &v) in sq.iter_mut().zip(h.iter()) {
@@ -1120,7 +1552,12 @@ fn layer_norm_tanh(h: &mut [f32; HIDDEN], gamma: &[f32], beta: &[f32]) {
         *s = d * d;
     }
     let var = lane_sum(&sq) / HIDDEN as f32;
-    let inv = 1.0 / math::sqrt(var + LAYER_NORM_EPS);
+    (mean, 1.0 / math::sqrt(var + LAYER_NORM_EPS))
+}
+
+/// The normalisation, gain, shift and tanh of [`layer_norm_tanh`].
+#[inline(always)]
+fn layer_norm_apply(h: &mut [f32; HIDDEN], mean: f32, inv: f32, gamma: &[f32], beta: &[f32]) {
     for ((v, &g), &b) in h.iter_mut().zip(gamma).zip(beta) {
         *v = math::tanh_fast((*v - mean) * inv * g + b);
     }
@@ -1304,6 +1741,36 @@ mod tests {
             }
             assert!((v - want_v).abs() < 1e-4 * (1.0 + want_v.abs()));
         }
+    }
+
+    /// The AVX-512 pool (where the CPU has it) and the portable one give the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_and_portable_paths_agree() {
+        let (dims, p) = policy_params(8);
+        let mut p = p;
+        let lay = ParamLayout::new(dims.actions());
+        for v in &mut p[lay.actor_w..lay.actor_b] {
+            *v *= 100.0;
+        }
+        let pol = Policy::new(dims, &p).unwrap();
+        let mut runs = Vec::new();
+        for on in [true, false] {
+            crate::simd::force_avx512(on);
+            let mut out = Vec::new();
+            for (seed, np, nr) in [(1, 3, 40), (2, 63, 200), (3, 0, 0), (4, 9, 1)] {
+                let obs = sample_obs(&dims, seed, np, nr);
+                let mut logits = vec![0.0f32; 200];
+                let v = pol.forward(&obs, &mut logits).unwrap();
+                out.push((
+                    logits.iter().map(|l| l.to_bits()).collect::<Vec<_>>(),
+                    v.to_bits(),
+                ));
+            }
+            runs.push(out);
+        }
+        crate::simd::force_avx512(true);
+        assert_eq!(runs[0], runs[1]);
     }
 
     #[test]

@@ -28,11 +28,15 @@ impl Location {
         }
     }
 
-    /// A field of a record.
+    /// A field of a record (a path longer than [`crate::limits::MAX_MESSAGE_CHARS`],
+    /// which only echoed input makes, is cut).
     pub fn field(record: Option<usize>, field: impl Into<String>) -> Self {
         Self {
             record,
-            field: Some(field.into()),
+            field: Some(crate::limits::clip(
+                field.into(),
+                crate::limits::MAX_MESSAGE_CHARS,
+            )),
         }
     }
 }
@@ -52,14 +56,15 @@ impl fmt::Display for Location {
 /// A data file could not be read or cannot be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The operating system refused (missing file, permissions, ...).
-    #[error("{}: {source}", path.display())]
+    /// The operating system refused (missing file, permissions, ...). The message
+    /// carries the OS's words; the error is not also exposed as a `source`, so that a
+    /// chain printer (`{:#}`) does not say "(os error N)" twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The content is malformed, truncated or implausible.
     #[error("{}{location}: {message}", path.display())]
@@ -75,19 +80,21 @@ pub enum DataError {
 
 impl DataError {
     /// An I/O error on `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
         DataError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 
-    /// Malformed content in `path` at `location`.
+    /// Malformed content in `path` at `location`. A message longer than
+    /// [`crate::limits::MAX_MESSAGE_CHARS`] (only echoed input makes one) is cut, so
+    /// that a 10 MB token never comes back in an error.
     pub fn invalid(path: &Path, location: Location, message: impl Into<String>) -> Self {
         DataError::Invalid {
             path: path.to_path_buf(),
             location,
-            message: message.into(),
+            message: crate::limits::clip(message.into(), crate::limits::MAX_MESSAGE_CHARS),
         }
     }
 
@@ -117,5 +124,32 @@ mod tests {
         let io = DataError::io(Path::new("x.json"), std::io::ErrorKind::NotFound.into());
         assert!(io.to_string().starts_with("x.json: "));
         assert_eq!(io.path(), Path::new("x.json"));
+    }
+
+    #[test]
+    fn the_os_error_is_said_once_in_a_chain() {
+        let source = std::fs::File::open("/nonexistent/x.tfrecord").unwrap_err();
+        let e = anyhow::Error::from(DataError::io(Path::new("/nonexistent/x.tfrecord"), source));
+        let chain = format!("{e:#}");
+        assert_eq!(chain.matches("os error").count(), 1, "{chain}");
+        assert!(chain.starts_with("/nonexistent/x.tfrecord: "), "{chain}");
+    }
+
+    #[test]
+    fn echoed_input_is_cut_in_messages_and_fields() {
+        let huge = "x".repeat(10_000_000);
+        let e = DataError::invalid(
+            Path::new("a.json"),
+            Location::field(Some(1), format!("tl_states.{huge}")),
+            format!("unknown object type {huge:?}"),
+        );
+        let text = e.to_string();
+        assert!(text.len() < 2_000, "{} bytes", text.len());
+        assert!(
+            text.starts_with("a.json, record 1, field tl_states.xxx"),
+            "{}",
+            &text[..100]
+        );
+        assert!(text.contains("bytes)"), "{}", &text[..100]);
     }
 }

@@ -16,7 +16,10 @@
 //! - [`eval`]: closed-loop evaluation with the WOSAC metrics, and the one registry of
 //!   sim agents.
 //! - [`training`]: the run skeleton and what every training loop shares.
+//! - [`env`]: the simulator as a vector environment (tokens in; observations, the
+//!   trainer's rewards, done flags and events out), what the Python package wraps.
 //! - [`demo`]: the main job on embedded defaults.
+//! - [`limits`]: the documented limits on sizes and numbers of everything read.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -27,15 +30,18 @@
 pub mod bc;
 pub mod cli;
 pub mod demo;
+pub mod env;
 pub mod error;
 pub mod eval;
 pub mod fsutil;
 pub mod late_fusion;
+pub mod limits;
 pub mod metrics;
 pub mod paths;
 pub mod plot;
 pub mod policy_file;
 pub mod ppo;
+pub mod quantize;
 pub mod reference;
 pub mod render;
 pub mod scenario;

@@ -98,6 +98,13 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> blob = read_aligned(blob_path, &blob_len);
   const uint8_t* blob_bytes = reinterpret_cast<const uint8_t*>(blob.data());
 
+  // The library is the one this program was compiled against.
+  if (spacer_abi_version() != SPACER_ABI_VERSION) {
+    std::fprintf(stderr, "FAIL abi version %u, header %u\n", spacer_abi_version(),
+                 static_cast<unsigned>(SPACER_ABI_VERSION));
+    ++failures;
+  }
+
   // Error paths: nothing is undefined behaviour, everything is a status.
   SpacerPolicy policy;
   std::memset(&policy, 0, sizeof policy);
@@ -118,9 +125,16 @@ int main(int argc, char** argv) {
                             blob_len),
          SPACER_STATUS_BLOB_BAD_MAGIC, "load bad magic");
 
+  // One flipped bit in the middle of the parameters: the checksum catches it.
+  std::vector<uint32_t> flipped(blob.begin(), blob.end());
+  reinterpret_cast<uint8_t*>(flipped.data())[blob_len / 2] ^= 0x10;
+  expect(spacer_policy_load(&policy, reinterpret_cast<const uint8_t*>(flipped.data()), blob_len),
+         SPACER_STATUS_BLOB_CHECKSUM, "load flipped bit");
+
   expect(spacer_policy_load(&policy, blob_bytes, blob_len), SPACER_STATUS_OK, "load");
   expect(spacer_policy_info(&policy, &info), SPACER_STATUS_OK, "info");
-  std::printf("info %u %u %u\n", info.actions, info.observation_len, info.param_count);
+  std::printf("info %u %u %u format %u version %u\n", info.actions, info.observation_len,
+              info.param_count, info.format, info.blob_version);
 
   std::vector<float> obs(info.observation_len);
   std::vector<float> logits(info.actions);

@@ -63,8 +63,11 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    fn options(&self, steps: StepRule) -> LoadOptions {
-        LoadOptions {
+    fn options(&self, steps: StepRule) -> anyhow::Result<LoadOptions> {
+        if self.stride == 0 {
+            anyhow::bail!("--stride 0: windows need a stride of at least 1 frame");
+        }
+        Ok(LoadOptions {
             policy: if self.skip_bad {
                 BadScenePolicy::Skip
             } else {
@@ -73,11 +76,11 @@ impl SourceArgs {
             steps,
             map: self.map.clone(),
             interaction: InteractionOptions {
-                stride_steps: self.stride.max(1),
+                stride_steps: self.stride,
                 ..InteractionOptions::default()
             },
             quiet: false,
-        }
+        })
     }
 }
 
@@ -324,7 +327,7 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     } else {
         StepRule::Any
     };
-    let mut stream = SceneStream::open(&args.paths, args.source.options(rule))?;
+    let mut stream = SceneStream::open(&args.paths, args.source.options(rule)?)?;
     let started = Instant::now();
     let mut n = 0usize;
     for loaded in stream.by_ref() {
@@ -354,7 +357,7 @@ fn convert(args: ConvertArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let mut stream = SceneStream::open(&args.inputs, args.source.options(StepRule::Full))?;
+    let mut stream = SceneStream::open(&args.inputs, args.source.options(StepRule::Full)?)?;
     let files = stream.files_left();
     if files == 0 {
         anyhow::bail!("no scene files in {:?}", args.inputs);
@@ -387,6 +390,15 @@ fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     }
     bar.set_position(files as u64);
     bar.finish_and_clear();
+    if writer.is_empty() {
+        // Dropping the writer removes its temporary file: no empty cache is left.
+        anyhow::bail!(
+            "no scene could be converted from {} file(s) ({} skipped); nothing was written to {}",
+            files,
+            stream.warnings().len(),
+            args.out.display()
+        );
+    }
     let written = writer.finish()?;
     let secs = started.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
@@ -628,5 +640,43 @@ mod tests {
             "{e}"
         );
         assert!(!bad_out.exists());
+    }
+
+    #[test]
+    fn a_zero_stride_is_an_error() {
+        let source = SourceArgs {
+            skip_bad: false,
+            map: None,
+            stride: 0,
+        };
+        let e = source.options(StepRule::Full).unwrap_err().to_string();
+        assert!(e.contains("--stride 0"), "{e}");
+    }
+
+    #[test]
+    fn converting_nothing_is_an_error_and_writes_nothing() {
+        // A 0-byte TFRecord used to convert into an empty cache with exit 0.
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.tfrecord");
+        std::fs::write(&empty, b"").unwrap();
+        for skip_bad in [false, true] {
+            let out = dir.path().join("e.spc");
+            let args = ConvertArgs {
+                inputs: vec![empty.clone()],
+                out: out.clone(),
+                source: SourceArgs {
+                    skip_bad,
+                    map: None,
+                    stride: 10,
+                },
+            };
+            let e = format!("{:#}", convert(args).unwrap_err());
+            assert!(
+                e.contains("empty.tfrecord") || e.contains("no scene could be converted"),
+                "{e}"
+            );
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "only the input remains: {left:?}");
+        }
     }
 }

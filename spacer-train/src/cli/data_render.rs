@@ -47,6 +47,12 @@ fn parse_window(s: &str) -> Result<Window, String> {
         .split(',')
         .map(|x| x.trim().parse::<f32>().map_err(|e| format!("{x:?}: {e}")))
         .collect::<Result<_, _>>()?;
+    if !v.iter().all(|&c| crate::limits::coordinate_ok(c)) {
+        return Err(format!(
+            "window corners must be finite and within +-{} m",
+            crate::limits::MAX_COORDINATE_M
+        ));
+    }
     match v[..] {
         [min_x, min_y, max_x, max_y] if max_x > min_x && max_y > min_y => Ok(Window {
             min_x,
@@ -89,6 +95,14 @@ pub fn load_scene(path: &Path, index: usize) -> anyhow::Result<Scene> {
 
 /// Renders the scene and says where it went.
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
+    if let Some(r) = args.radius
+        && !(r.is_finite() && r > 1.0 && r <= crate::limits::MAX_COORDINATE_M)
+    {
+        anyhow::bail!(
+            "--radius {r}: expected more than 1 and at most {} m",
+            crate::limits::MAX_COORDINATE_M
+        );
+    }
     let scene = load_scene(&args.scene, args.index)?;
     let options = RenderOptions {
         step: args.step,
@@ -121,6 +135,9 @@ mod tests {
         assert!(parse_window("1,2,3").is_err());
         assert!(parse_window("5,0,1,1").is_err());
         assert!(parse_window("a,b,c,d").is_err());
+        assert!(parse_window("-inf,0,1,1").is_err());
+        assert!(parse_window("0,0,1e30,1").is_err());
+        assert!(parse_window("nan,0,1,1").is_err());
     }
 
     #[test]
@@ -153,6 +170,22 @@ mod tests {
         );
         let e = load_scene(&cache, 5).unwrap_err().to_string();
         assert!(e.contains("holds 2 scenes"), "{e}");
+        for radius in [f32::NAN, -3.0, 1e30] {
+            let e = run(RenderArgs {
+                scene: cache.clone(),
+                out: out.clone(),
+                step: None,
+                index: 0,
+                size: 300,
+                window: None,
+                radius: Some(radius),
+                no_trajectories: false,
+                no_legend: false,
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("--radius"), "{e}");
+        }
     }
 
     #[test]

@@ -14,7 +14,10 @@ use clap::Args;
 
 use super::args::DatasetArgs;
 use crate::eval::report::{Outputs, tables, write};
-use crate::eval::{AgentOptions, EvalConfig, evaluate_specs, parse_specs};
+use crate::eval::{
+    AgentOptions, EvalConfig, check_ref_temperature, evaluate_specs, parse_specs, policy_selection,
+};
+use crate::limits::MAX_SYNTHETIC_SCENES;
 use crate::metrics::MetricsConfig;
 use crate::reference::Sampling;
 use crate::scenario::Scene;
@@ -83,15 +86,6 @@ pub struct EvalArgs {
     pub chart: Option<PathBuf>,
 }
 
-/// The policy's selection from a temperature and top-k (0 = argmax).
-pub fn selection(temperature: f32, top_k: u16) -> spacer_core::policy::Selection {
-    if temperature > 0.0 {
-        spacer_core::policy::Selection::Sample { temperature, top_k }
-    } else {
-        spacer_core::policy::Selection::Argmax
-    }
-}
-
 /// Runs `spacer eval`.
 ///
 /// # Errors
@@ -99,9 +93,18 @@ pub fn selection(temperature: f32, top_k: u16) -> spacer_core::policy::Selection
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let specs = parse_specs(&args.agents)?;
     let metrics = MetricsConfig::resolve(&args.config)?;
-    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
-        bail!("--temperature must be 0 (argmax) or positive");
+    let selection = policy_selection(args.temperature, args.top_k)?;
+    if let Some(t) = args.ref_temperature {
+        check_ref_temperature(t)?;
     }
+    if args.synthetic > MAX_SYNTHETIC_SCENES {
+        bail!(
+            "--synthetic {}: at most {MAX_SYNTHETIC_SCENES} (they are held in memory; write larger sets with `spacer data gen`)",
+            args.synthetic
+        );
+    }
+    let config = EvalConfig::new(metrics, args.rollouts, args.seed);
+    config.validate()?;
     let split = if args.held_out {
         Some(Split::HeldOut)
     } else if args.validation {
@@ -118,16 +121,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             d.split(split).iter().cloned().map(Arc::new).collect()
         }
         None => {
-            let mut v: Vec<Arc<Scene>> = crate::scenario::load::load_scenes_with(
-                &args.data.paths(),
-                crate::scenario::load::LoadOptions::new(
-                    crate::scenario::load::BadScenePolicy::Skip,
-                ),
-            )?
-            .scenes
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+            let (unique, twice) = crate::scenario::load::unique_by_id(
+                crate::scenario::load::load_scenes_with(
+                    &args.data.paths(),
+                    crate::scenario::load::LoadOptions::new(
+                        crate::scenario::load::BadScenePolicy::Skip,
+                    ),
+                )?
+                .scenes,
+            );
+            if twice > 0 {
+                eprintln!(
+                    "note: {twice} scene(s) given twice (the same id in several files) are scored once"
+                );
+            }
+            let mut v: Vec<Arc<Scene>> = unique.into_iter().map(Arc::new).collect();
             v.extend(
                 synthetic(args.synthetic, args.seed, true)
                     .into_iter()
@@ -143,7 +151,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         bail!("no scenes: give --scenes PATH... and/or --synthetic N");
     }
     let mut options = AgentOptions::new(crate::vocab::read_or_grid(args.vocab.as_deref())?);
-    options.policy_selection = selection(args.temperature, args.top_k);
+    options.policy_selection = selection;
     if args.ref_temperature.is_some() || args.ref_top_k.is_some() {
         let d = Sampling::default();
         options.ref_sampling = Some(Sampling {
@@ -151,7 +159,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             top_k: args.ref_top_k.unwrap_or(d.top_k),
         });
     }
-    let config = EvalConfig::new(metrics, args.rollouts, args.seed);
     println!(
         "spacer eval: {} scenes x {} rollouts, config {}, agents {}",
         scenes.len(),

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod metrics;
+pub mod quantize;
 pub mod train;
 pub mod train_ref;
 pub mod vocab;
@@ -52,6 +53,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// Roll sim agents out in the simulator and score them with the WOSAC metrics.
     Eval(eval::EvalArgs),
+    /// Quantize a policy blob to int8 (or rewrite it in the current format version).
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Runs a parsed command line.
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(a) => data::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Quantize(a) => quantize::run(a),
     }
 }

@@ -81,6 +81,12 @@ pub fn run(args: VocabArgs) -> anyhow::Result<()> {
 fn build(a: BuildArgs) -> anyhow::Result<()> {
     let d = a.data.load(a.synthetic, a.seed)?;
     let train: Vec<Scene> = d.training().cloned().collect();
+    if train.is_empty() {
+        // It used to write the kinematic grid as if it had been built from data.
+        anyhow::bail!(
+            "no training scenes to build a vocabulary from: give --scenes with readable scenes or --synthetic N"
+        );
+    }
     let cfg = ClusterConfig {
         k: a.k,
         vehicle_tolerance: a.tolerance,
@@ -158,4 +164,49 @@ fn report(v: &Vocabulary, train: &[Scene], held: &[Scene]) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_args(data: DatasetArgs, out: PathBuf) -> VocabArgs {
+        VocabArgs {
+            command: VocabCommand::Build(BuildArgs {
+                data,
+                k: 16,
+                tolerance: 0.1,
+                coverage: 0.0,
+                seed: 0,
+                synthetic: 0,
+                out,
+            }),
+        }
+    }
+
+    #[test]
+    fn no_readable_scene_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.tfrecord");
+        std::fs::write(&empty, b"").unwrap();
+        let out = dir.path().join("v.postcard");
+        // An empty file given with --scenes.
+        let data = DatasetArgs {
+            scenes: vec![empty],
+            no_real: false,
+        };
+        let e = format!("{:#}", run(build_args(data, out.clone())).unwrap_err());
+        assert!(
+            e.contains("empty.tfrecord") && e.contains("no readable scene"),
+            "{e}"
+        );
+        // No real scenes and no synthetic ones.
+        let data = DatasetArgs {
+            scenes: vec![],
+            no_real: true,
+        };
+        let e = format!("{:#}", run(build_args(data, out.clone())).unwrap_err());
+        assert!(e.contains("no training scenes"), "{e}");
+        assert!(!out.exists());
+    }
 }

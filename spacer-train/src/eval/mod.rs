@@ -20,6 +20,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::limits::MAX_ROLLOUTS;
 use crate::metrics::rollouts::{JointScene, ScenarioRollouts, SimulatedTrajectory, Submission};
 use crate::metrics::{AgentScores, MetricsConfig, MetricsError, ScenarioFeatures, score_features};
 use crate::scenario::Scene;
@@ -33,18 +34,34 @@ pub use registry::{AgentOptions, AgentSource, AgentSpec, RegistryError, parse_sp
 /// Errors of an evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    /// The simulator refused.
+    /// The simulator refused. (Its error is in the message, not also a `source`, so
+    /// that `{:#}` says it once.)
     #[error("simulation: {0}")]
-    Sim(#[from] SimError),
+    Sim(SimError),
     /// The metrics refused.
     #[error("metrics: {0}")]
-    Metrics(#[from] MetricsError),
+    Metrics(MetricsError),
     /// An agent could not be built.
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// Nothing could be scored.
     #[error("{0}")]
     Nothing(String),
+    /// The settings are out of range (the message names the setting).
+    #[error("invalid evaluation settings: {0}")]
+    Settings(String),
+}
+
+impl From<SimError> for EvalError {
+    fn from(e: SimError) -> Self {
+        EvalError::Sim(e)
+    }
+}
+
+impl From<MetricsError> for EvalError {
+    fn from(e: MetricsError) -> Self {
+        EvalError::Metrics(e)
+    }
 }
 
 /// How an evaluation runs.
@@ -77,6 +94,62 @@ impl EvalConfig {
             sim,
             metrics,
         }
+    }
+
+    /// Checks the sizes against [`crate::limits`]: 1 to [`MAX_ROLLOUTS`] rollouts per
+    /// scene, at least one scene per batch.
+    ///
+    /// # Errors
+    /// [`EvalError::Settings`] naming the setting.
+    pub fn validate(&self) -> Result<(), EvalError> {
+        if !(1..=MAX_ROLLOUTS).contains(&self.rollouts) {
+            return Err(EvalError::Settings(format!(
+                "rollouts: {} per scene, expected 1 to {MAX_ROLLOUTS} (the challenge uses 32)",
+                self.rollouts
+            )));
+        }
+        if self.scenes_per_batch == 0 {
+            return Err(EvalError::Settings(
+                "scenes_per_batch: 0, expected at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The policies' token selection for a temperature and top-k: argmax at temperature
+/// 0, else sampling.
+///
+/// # Errors
+/// [`EvalError::Settings`] for a temperature that is negative, infinite or NaN.
+pub fn policy_selection(
+    temperature: f32,
+    top_k: u16,
+) -> Result<spacer_core::policy::Selection, EvalError> {
+    use spacer_core::policy::Selection;
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        return Err(EvalError::Settings(format!(
+            "temperature: {temperature}, expected 0 (argmax) or a finite positive number"
+        )));
+    }
+    Ok(if temperature > 0.0 {
+        Selection::Sample { temperature, top_k }
+    } else {
+        Selection::Argmax
+    })
+}
+
+/// Checks a `ref:` agents' sampling temperature (finite and positive).
+///
+/// # Errors
+/// [`EvalError::Settings`] naming the temperature.
+pub fn check_ref_temperature(temperature: f32) -> Result<(), EvalError> {
+    if temperature.is_finite() && temperature > 0.0 {
+        Ok(())
+    } else {
+        Err(EvalError::Settings(format!(
+            "ref temperature: {temperature}, expected a finite positive number"
+        )))
     }
 }
 
@@ -176,7 +249,15 @@ pub fn evaluate(
     config: &EvalConfig,
     mut progress: impl FnMut(usize),
 ) -> Result<AgentEvaluation, EvalError> {
-    let rollouts = config.rollouts.max(1);
+    config.validate()?;
+    let mut ids = std::collections::HashSet::with_capacity(scenes.len());
+    if let Some(twice) = scenes.iter().find(|s| !ids.insert(s.id.as_str())) {
+        return Err(EvalError::Settings(format!(
+            "scenes: scene {} is given twice (it would be scored as two scenes)",
+            twice.id
+        )));
+    }
+    let rollouts = config.rollouts;
     let mut skipped = Vec::new();
     let usable: Vec<&Arc<Scene>> = scenes
         .iter()
@@ -193,7 +274,7 @@ pub fn evaluate(
     let (mut agents, mut collided, mut offroad, mut goal) = (0usize, 0usize, 0usize, 0usize);
     let (mut agent_steps, mut sim_seconds, mut metrics_seconds) = (0u64, 0.0f64, 0.0f64);
     let mut done = 0;
-    for (b, batch) in usable.chunks(config.scenes_per_batch.max(1)).enumerate() {
+    for (b, batch) in usable.chunks(config.scenes_per_batch).enumerate() {
         let worlds: Vec<Arc<Scene>> = batch
             .iter()
             .flat_map(|s| std::iter::repeat_n(Arc::clone(s), rollouts))
@@ -373,6 +454,42 @@ mod tests {
         assert_eq!(r.joint_scenes[0].trajectories.len(), valid);
         assert!(r.joint_scenes[0].trajectories.iter().all(|t| t.len() == 80));
         assert!(log.events.agents > 0 && cv.events.collision >= log.events.collision);
+    }
+
+    #[test]
+    fn rollout_counts_and_temperatures_are_checked_before_anything_runs() {
+        let metrics = MetricsConfig::challenge_2025().unwrap();
+        let scenes = [scene()];
+        for n in [0, MAX_ROLLOUTS + 1, 100_000_000] {
+            let config = EvalConfig::new(metrics.clone(), n, 1);
+            // 0 used to run one rollout and report 0; 1e8 tried to allocate 37 GB.
+            let e = evaluate("log", &scenes, &mut LogReplay, &config, |_| {}).unwrap_err();
+            assert!(
+                matches!(e, EvalError::Settings(_)) && e.to_string().contains("rollouts"),
+                "{e}"
+            );
+        }
+        EvalConfig::new(metrics.clone(), MAX_ROLLOUTS, 1)
+            .validate()
+            .unwrap();
+        let twice = [scene(), scene()];
+        let config = EvalConfig::new(metrics, 1, 1);
+        let e = evaluate("log", &twice, &mut LogReplay, &config, |_| {}).unwrap_err();
+        assert!(e.to_string().contains("given twice"), "{e}");
+        for t in [f32::NAN, -5.0, f32::INFINITY] {
+            let e = policy_selection(t, 0).unwrap_err().to_string();
+            assert!(e.contains("temperature"), "{e}");
+        }
+        assert_eq!(
+            policy_selection(0.0, 5).unwrap(),
+            spacer_core::policy::Selection::Argmax
+        );
+        assert!(matches!(
+            policy_selection(0.5, 5).unwrap(),
+            spacer_core::policy::Selection::Sample { .. }
+        ));
+        assert!(check_ref_temperature(0.0).is_err() && check_ref_temperature(f32::NAN).is_err());
+        check_ref_temperature(0.7).unwrap();
     }
 
     #[test]

@@ -107,16 +107,14 @@ pub fn write(
     if let Some(path) = &outputs.chart {
         let report = metrics_report(results, config);
         let averages = report.averages();
-        bar_chart(
+        written.extend(bar_chart(
             &format!(
                 "WOSAC {} realism, {} rollouts per scene",
                 config.metrics.name, config.rollouts
             ),
             &averages,
             path,
-        )?;
-        written.push(path.clone());
-        written.push(path.with_extension("svg"));
+        )?);
     }
     if let Some(path) = &outputs.submission {
         for (name, e) in results {

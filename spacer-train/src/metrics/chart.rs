@@ -9,7 +9,7 @@
 //! chart with the exact values as tooltips.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tiny_skia::{Color, Paint, Pixmap, Rect, Transform};
 
@@ -477,8 +477,22 @@ pub fn bar_chart_svg(title: &str, agents: &[(&str, &SceneScores)]) -> String {
     s
 }
 
-/// Draws the chart of `agents` (name and scores, one colour each) to `path` as PNG,
-/// and the same chart as SVG beside it (`path` with extension `svg`).
+/// The two files [`bar_chart`] writes for `path`: the PNG and the SVG. A path ending
+/// in `.svg` is the SVG, with the PNG beside it; any other path is the PNG, with the
+/// SVG beside it (so `--chart x.svg` never writes a PNG into `x.svg`).
+pub fn chart_paths(path: &Path) -> (PathBuf, PathBuf) {
+    let is_svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if is_svg {
+        (path.with_extension("png"), path.to_path_buf())
+    } else {
+        (path.to_path_buf(), path.with_extension("svg"))
+    }
+}
+
+/// Draws the chart of `agents` (name and scores, one colour each) as PNG and as SVG,
+/// at the two [`chart_paths`] of `path`; returns them (PNG, then SVG).
 ///
 /// # Errors
 /// [`DataError`] naming the file when it cannot be written, or when there is nothing to
@@ -487,7 +501,7 @@ pub fn bar_chart(
     title: &str,
     agents: &[(&str, &SceneScores)],
     path: &Path,
-) -> Result<(), DataError> {
+) -> Result<[PathBuf; 2], DataError> {
     if agents.is_empty() {
         return Err(DataError::invalid(
             path,
@@ -503,9 +517,10 @@ pub fn bar_chart(
             "could not encode the PNG",
         ));
     }
-    crate::fsutil::write_atomic(path, &png)?;
-    let svg = path.with_extension("svg");
-    crate::fsutil::write_atomic(&svg, bar_chart_svg(title, agents).as_bytes())
+    let (png_path, svg_path) = chart_paths(path);
+    crate::fsutil::write_atomic(&png_path, &png)?;
+    crate::fsutil::write_atomic(&svg_path, bar_chart_svg(title, agents).as_bytes())?;
+    Ok([png_path, svg_path])
 }
 
 #[cfg(test)]
@@ -593,5 +608,20 @@ mod tests {
                 && svg.trim_end().ends_with("</svg>")
         );
         assert!(bar_chart("T", &[], &path).is_err());
+    }
+
+    #[test]
+    fn an_svg_path_gets_the_svg_and_a_png_beside_it() {
+        // `--chart x.svg` used to write the PNG into x.svg, then overwrite it.
+        let a = scores(0.8);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.svg");
+        let [png, svg] = bar_chart("TEST", &[("log", &a)], &path).unwrap();
+        assert_eq!((png.clone(), svg.clone()), (dir.path().join("x.png"), path));
+        assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+        assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+        let [png, svg] = bar_chart("TEST", &[("log", &a)], &dir.path().join("c")).unwrap();
+        assert_ne!(png, svg);
+        assert_eq!(chart_paths(Path::new("a/b.PNG")).1, Path::new("a/b.svg"));
     }
 }

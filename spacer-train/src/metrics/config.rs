@@ -9,11 +9,25 @@
 //! file, checking field names, types and ranges, and every error names the file, the
 //! field and the line. Proto2 defaults apply to absent fields (pseudocounts 0.001,
 //! weights 0, flags false), exactly as the official parser fills them.
+//!
+//! Ranges (stricter than the proto, which takes any number; each official config is
+//! inside them): a meta-metric weight is in \[0, 1\] (so the meta-metric, a weighted
+//! sum of likelihoods, lies between 0 and the sum of the weights: 1 for the challenge
+//! configs, 10 for the official code's test config, which weights every feature 1); a histogram
+//! has 1 to [`MAX_HISTOGRAM_BINS`] bins over finite `min_val < max_val` within
+//! +-[`MAX_HISTOGRAM_EDGE`]; a kernel density has a finite positive bandwidth; a
+//! pseudocount is finite and non-negative. A file holds at most
+//! [`MAX_CONFIG_BYTES`].
 
 use std::path::{Path, PathBuf};
 
 use super::textformat::{self, Scalar, TextField, TextMessage, TextValue};
 use crate::error::{DataError, Location};
+use crate::limits::{MAX_CONFIG_BYTES, MAX_HISTOGRAM_BINS, quote};
+
+/// Largest magnitude of a histogram edge (`min_val`, `max_val`): far beyond any
+/// feature's range, small enough that the bin width is a finite `f32`.
+pub const MAX_HISTOGRAM_EDGE: f32 = 1.0e9;
 
 /// The proto2 default of `additive_smoothing_pseudocount` (histogram and Bernoulli).
 pub const DEFAULT_PSEUDOCOUNT: f32 = 0.001;
@@ -222,7 +236,14 @@ impl MetricsConfig {
     /// # Errors
     /// [`DataError`] naming the file (and the line and field for content errors).
     pub fn from_path(path: &Path) -> Result<Self, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let bytes = crate::limits::read_bounded(path, MAX_CONFIG_BYTES, "metric config")?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            DataError::invalid(
+                path,
+                Location::file(),
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            )
+        })?;
         let mut config = Self::parse(&text, path)?;
         if let Some(stem) = path.file_stem() {
             config.name = stem
@@ -239,9 +260,19 @@ impl MetricsConfig {
     /// # Errors
     /// [`DataError::Invalid`] naming `origin`, the field and the line: syntax errors,
     /// unknown fields, wrong value types, a singular field set twice, two estimators
-    /// in one feature, out-of-range parameters (no bins, empty range, non-positive
-    /// bandwidth, negative pseudocount).
+    /// in one feature, out-of-range parameters (module docs: bins, range, bandwidth,
+    /// pseudocount, weights), text longer than [`MAX_CONFIG_BYTES`].
     pub fn parse(text: &str, origin: &Path) -> Result<Self, DataError> {
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(DataError::invalid(
+                origin,
+                Location::file(),
+                format!(
+                    "{} bytes of metric config exceed the {MAX_CONFIG_BYTES}-byte limit",
+                    text.len()
+                ),
+            ));
+        }
         let tree = textformat::parse(text).map_err(|e| {
             DataError::invalid(origin, Location::file(), format!("syntax error at {e}"))
         })?;
@@ -259,7 +290,7 @@ impl MetricsConfig {
                     field,
                     format!(
                         "unknown field `{}` in SimAgentMetricsConfig (expected one of: {})",
-                        field.name,
+                        quote(&field.name),
                         Feature::ALL.map(Feature::name).join(", ")
                     ),
                 ));
@@ -371,7 +402,9 @@ fn expect_message<'a>(
             field,
             format!(
                 "field `{}` is a message; write `{} {{ ... }}`, not `{}`",
-                field.name, field.name, s.text
+                field.name,
+                field.name,
+                quote(&s.text)
             ),
         )),
     }
@@ -471,15 +504,16 @@ fn parse_feature(origin: &Path, path: &str, msg: &TextMessage) -> Result<Feature
                 None
             }
             "metametric_weight" => {
-                out.metametric_weight = parse_f32(origin, path, field)?;
-                if !out.metametric_weight.is_finite() {
+                let w = parse_f32(origin, path, field)?;
+                if !(w.is_finite() && (0.0..=1.0).contains(&w)) {
                     return Err(schema_error(
                         origin,
                         path,
                         field,
-                        "metametric_weight must be finite".into(),
+                        format!("metametric_weight must be in [0, 1] (found {w})"),
                     ));
                 }
+                out.metametric_weight = w;
                 None
             }
             "aggregate_objects" => {
@@ -571,14 +605,23 @@ fn parse_histogram(
             format!("a histogram needs num_bins >= 1 (found {n})"),
         ));
     }
+    if n as u32 > MAX_HISTOGRAM_BINS {
+        return Err(schema_error(
+            origin,
+            &parent,
+            at,
+            format!("a histogram has at most {MAX_HISTOGRAM_BINS} bins (found {n})"),
+        ));
+    }
     h.num_bins = n as u32;
-    if !(h.min_val.is_finite() && h.max_val.is_finite() && h.max_val > h.min_val) {
+    let edge_ok = |v: f32| v.is_finite() && v.abs() <= MAX_HISTOGRAM_EDGE;
+    if !(edge_ok(h.min_val) && edge_ok(h.max_val) && h.max_val > h.min_val) {
         return Err(schema_error(
             origin,
             &parent,
             at,
             format!(
-                "a histogram needs finite min_val < max_val (found {} and {})",
+                "a histogram needs finite min_val < max_val within +-{MAX_HISTOGRAM_EDGE} (found {} and {})",
                 h.min_val, h.max_val
             ),
         ));
@@ -783,6 +826,43 @@ mod tests {
                 .to_string()
                 .starts_with("/nonexistent/x.textproto")
         );
+    }
+
+    #[test]
+    fn sizes_and_weights_are_bounded() {
+        // Two billion bins used to allocate until the kernel killed the process.
+        let e = err("linear_speed { histogram { min_val: 0 max_val: 1 num_bins: 2000000000 } }");
+        assert!(
+            e.contains("linear_speed.histogram") && e.contains("at most 10000 bins"),
+            "{e}"
+        );
+        parse("linear_speed { histogram { min_val: 0 max_val: 1 num_bins: 10000 } }").unwrap();
+        // A negative weight made the meta-metric negative.
+        let e = err("linear_speed { metametric_weight: -0.5 bernoulli {} }");
+        assert!(
+            e.contains("linear_speed.metametric_weight") && e.contains("[0, 1]"),
+            "{e}"
+        );
+        let e = err("linear_speed { metametric_weight: 1e30 }");
+        assert!(e.contains("[0, 1]"), "{e}");
+        let e = err("linear_speed { metametric_weight: nan }");
+        assert!(e.contains("[0, 1]"), "{e}");
+        parse("linear_speed { metametric_weight: 1 }\nangular_speed { metametric_weight: 0 }")
+            .unwrap();
+        let e = err("linear_speed { histogram { min_val: -3e38 max_val: 3e38 num_bins: 2 } }");
+        assert!(e.contains("within"), "{e}");
+        let e = parse(&" ".repeat(MAX_CONFIG_BYTES as usize + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limit"), "{e}");
+        // A long bad token is quoted short.
+        let e = err(&format!(
+            "linear_speed {{ histogram {{ min_val: {} }} }}",
+            "x".repeat(10_000_000)
+        ));
+        assert!(e.len() < 400, "{} bytes", e.len());
+        let e = err(&format!("{} {{ }}", "y".repeat(10_000_000)));
+        assert!(e.len() < 800, "{} bytes", e.len());
     }
 
     #[test]

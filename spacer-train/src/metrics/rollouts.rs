@@ -14,11 +14,14 @@
 //! code takes sizes and types from the logged scene at the current step and treats
 //! every simulated step as valid, and so do the metrics here.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+use super::MetricsError;
 use crate::error::{DataError, Location};
+use crate::limits::MAX_SUBMISSION_BYTES;
 use crate::scenario::{ObjectType, Scene};
 
 /// The wire messages, as in the official `sim_agents_submission.proto`.
@@ -240,6 +243,76 @@ impl ScenarioRollouts {
         }
     }
 
+    /// Rollouts from flat arrays, as a Python or C caller holds them: `object_ids`
+    /// (`n_objects`) and `x`, `y`, `z`, `heading`, each `[n_rollouts][n_objects][n_steps]`
+    /// row-major (`n_steps` simulated steps per trajectory, 80 for WOMD). Nothing is
+    /// checked against a scene here: the metrics do that.
+    ///
+    /// # Errors
+    /// [`MetricsError::Rollouts`] naming the array whose length is not
+    /// `n_rollouts * object_ids.len() * n_steps`, or when there are no rollouts, objects
+    /// or steps.
+    pub fn from_arrays(
+        scenario_id: &str,
+        object_ids: &[i64],
+        n_steps: usize,
+        x: &[f32],
+        y: &[f32],
+        z: &[f32],
+        heading: &[f32],
+    ) -> Result<Self, MetricsError> {
+        let bad = |message: String| MetricsError::Rollouts {
+            scenario_id: scenario_id.to_string(),
+            message,
+        };
+        let n_objects = object_ids.len();
+        if n_objects == 0 || n_steps == 0 {
+            return Err(bad(format!(
+                "no trajectories: {n_objects} objects of {n_steps} steps"
+            )));
+        }
+        let per_rollout = n_objects * n_steps;
+        let n_rollouts = x.len() / per_rollout;
+        if n_rollouts == 0 {
+            return Err(bad(format!(
+                "x holds {} values, less than one rollout of {n_objects} objects x {n_steps} steps",
+                x.len()
+            )));
+        }
+        for (name, a) in [("x", x), ("y", y), ("z", z), ("heading", heading)] {
+            if a.len() != n_rollouts * per_rollout {
+                return Err(bad(format!(
+                    "{name} holds {} values, not {n_rollouts} rollouts x {n_objects} objects x \
+                     {n_steps} steps",
+                    a.len()
+                )));
+            }
+        }
+        let joint_scenes = (0..n_rollouts)
+            .map(|r| JointScene {
+                trajectories: object_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(o, &object_id)| {
+                        let span = (r * n_objects + o) * n_steps..(r * n_objects + o + 1) * n_steps;
+                        SimulatedTrajectory {
+                            object_id,
+                            object_type: None,
+                            x: x[span.clone()].to_vec(),
+                            y: y[span.clone()].to_vec(),
+                            z: z[span.clone()].to_vec(),
+                            heading: heading[span].to_vec(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Self {
+            scenario_id: scenario_id.to_string(),
+            joint_scenes,
+        })
+    }
+
     /// Checks and converts a decoded proto. `path` and `record` name it in errors.
     ///
     /// # Errors
@@ -346,11 +419,27 @@ impl Submission {
     /// Checks and converts a decoded submission proto.
     ///
     /// # Errors
-    /// As [`ScenarioRollouts::from_proto`], with `record` the scene's index.
+    /// As [`ScenarioRollouts::from_proto`], with `record` the scene's index; a scene
+    /// that appears twice (it would be scored, and averaged, as two scenes).
     pub fn from_proto(
         p: proto::SimAgentsChallengeSubmission,
         path: &Path,
     ) -> Result<Self, DataError> {
+        let mut first: std::collections::HashMap<String, usize> = Default::default();
+        for (i, r) in p.scenario_rollouts.iter().enumerate() {
+            let Some(id) = &r.scenario_id else { continue };
+            if let Some(&j) = first.get(id) {
+                return Err(DataError::invalid(
+                    path,
+                    Location::field(Some(i), "scenario_id"),
+                    format!(
+                        "scene {} already has rollouts in record {j}; a submission holds each scene once",
+                        crate::limits::quote(id)
+                    ),
+                ));
+            }
+            first.insert(id.clone(), i);
+        }
         let scenario_rollouts = p
             .scenario_rollouts
             .into_iter()
@@ -421,8 +510,18 @@ impl Submission {
 ///
 /// # Errors
 /// [`DataError::Invalid`] naming `path` when the bytes are neither, or the content is
-/// inconsistent.
+/// inconsistent, or longer than [`MAX_SUBMISSION_BYTES`].
 pub fn decode_submission(bytes: &[u8], path: &Path) -> Result<Submission, DataError> {
+    if bytes.len() as u64 > MAX_SUBMISSION_BYTES {
+        return Err(DataError::invalid(
+            path,
+            Location::file(),
+            format!(
+                "{} bytes exceed the {MAX_SUBMISSION_BYTES}-byte limit of a protobuf message",
+                bytes.len()
+            ),
+        ));
+    }
     match proto::SimAgentsChallengeSubmission::decode(bytes) {
         Ok(p) if !p.scenario_rollouts.is_empty() || bytes.is_empty() => {
             Submission::from_proto(p, path)
@@ -455,8 +554,69 @@ pub fn decode_submission(bytes: &[u8], path: &Path) -> Result<Submission, DataEr
 /// # Errors
 /// [`DataError`] naming the file.
 pub fn read_submission(path: &Path) -> Result<Submission, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::limits::read_bounded(path, MAX_SUBMISSION_BYTES, "submission")?;
     decode_submission(&bytes, path)
+}
+
+/// Reads a submission split into shards (the official format ships one submission
+/// as many `.binproto` files, each a `SimAgentsChallengeSubmission` holding some of
+/// the scenes): the scenes of all shards, in shard order, and the descriptive fields
+/// of the first shard that has any.
+///
+/// # Errors
+/// [`DataError`] naming the shard that cannot be read, or the second shard holding a
+/// scene that an earlier one already held; [`DataError::Invalid`] for no path.
+pub fn read_submission_shards(paths: &[PathBuf]) -> Result<Submission, DataError> {
+    let first = paths.first().ok_or_else(|| {
+        DataError::invalid(
+            Path::new("<submission>"),
+            Location::file(),
+            "no shard given",
+        )
+    })?;
+    let mut merged = read_submission(first)?;
+    let mut seen: HashMap<String, usize> = merged
+        .scenario_rollouts
+        .iter()
+        .map(|r| (r.scenario_id.clone(), 0))
+        .collect();
+    for (k, path) in paths.iter().enumerate().skip(1) {
+        let shard = read_submission(path)?;
+        for (i, r) in shard.scenario_rollouts.into_iter().enumerate() {
+            if let Some(&earlier) = seen.get(&r.scenario_id) {
+                return Err(DataError::invalid(
+                    path,
+                    Location::field(Some(i), "scenario_id"),
+                    format!(
+                        "scene {} is also in shard {}",
+                        r.scenario_id,
+                        paths[earlier].display()
+                    ),
+                ));
+            }
+            seen.insert(r.scenario_id.clone(), k);
+            merged.scenario_rollouts.push(r);
+        }
+        if merged.info == SubmissionInfo::default() {
+            merged.info = shard.info;
+        }
+    }
+    Ok(merged)
+}
+
+/// The `.binproto` bytes of a submission (`submission_type` set).
+///
+/// # Errors
+/// [`DataError::Invalid`] when an object id does not fit the proto's `int32`.
+pub fn encode_submission(submission: &Submission) -> Result<Vec<u8>, DataError> {
+    let p = submission.to_proto().map_err(|_| {
+        DataError::invalid(
+            Path::new("<submission>"),
+            Location::field(None, "simulated_trajectories.object_id"),
+            "an object id does not fit the proto's int32",
+        )
+    })?;
+    Ok(p.encode_to_vec())
 }
 
 /// Writes a submission as one `.binproto` file, atomically.
@@ -519,6 +679,85 @@ mod tests {
     }
 
     #[test]
+    fn arrays_give_the_same_rollouts_as_the_submission() {
+        let s = read_submission(&shipped()).unwrap();
+        let r = &s.scenario_rollouts[0];
+        let ids: Vec<i64> = r.joint_scenes[0]
+            .trajectories
+            .iter()
+            .map(|t| t.object_id)
+            .collect();
+        let flat = |f: fn(&SimulatedTrajectory) -> &Vec<f32>| -> Vec<f32> {
+            r.joint_scenes
+                .iter()
+                .flat_map(|js| js.trajectories.iter().flat_map(|t| f(t).iter().copied()))
+                .collect()
+        };
+        let (x, y, z, h) = (
+            flat(|t| &t.x),
+            flat(|t| &t.y),
+            flat(|t| &t.z),
+            flat(|t| &t.heading),
+        );
+        let a = ScenarioRollouts::from_arrays(&r.scenario_id, &ids, 80, &x, &y, &z, &h).unwrap();
+        assert_eq!(a.joint_scenes.len(), 32);
+        for (js, want) in a.joint_scenes.iter().zip(&r.joint_scenes) {
+            for (t, w) in js.trajectories.iter().zip(&want.trajectories) {
+                assert_eq!(
+                    (t.object_id, &t.x, &t.y, &t.z, &t.heading),
+                    (w.object_id, &w.x, &w.y, &w.z, &w.heading)
+                );
+            }
+        }
+        // Wrong lengths and empty inputs are named.
+        let e = ScenarioRollouts::from_arrays("s", &ids, 80, &x, &y, &z[1..], &h).unwrap_err();
+        assert!(e.to_string().contains("z holds"), "{e}");
+        let e = ScenarioRollouts::from_arrays("s", &ids, 80, &x[..10], &y, &z, &h).unwrap_err();
+        assert!(e.to_string().contains("less than one rollout"), "{e}");
+        let e = ScenarioRollouts::from_arrays("s", &[], 80, &x, &y, &z, &h).unwrap_err();
+        assert!(e.to_string().contains("no trajectories"), "{e}");
+    }
+
+    #[test]
+    fn shards_merge_and_a_scene_in_two_shards_is_refused() {
+        let s = read_submission(&shipped()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = s.clone();
+        a.scenario_rollouts[0].scenario_id = "first".into();
+        a.info.unique_method_name = Some("cv".into());
+        let mut b = s.clone();
+        b.scenario_rollouts[0].scenario_id = "second".into();
+        b.scenario_rollouts.push(s.scenario_rollouts[0].clone());
+        let (pa, pb) = (
+            dir.path().join("a-00000-of-00002"),
+            dir.path().join("b-00001-of-00002"),
+        );
+        std::fs::write(&pa, encode_submission(&a).unwrap()).unwrap();
+        write_submission(&pb, &b).unwrap();
+        let m = read_submission_shards(&[pa.clone(), pb.clone()]).unwrap();
+        let ids: Vec<&str> = m
+            .scenario_rollouts
+            .iter()
+            .map(|r| r.scenario_id.as_str())
+            .collect();
+        assert_eq!(ids, ["first", "second", "637f20cafde22ff8"]);
+        assert_eq!(m.info.unique_method_name.as_deref(), Some("cv"));
+        assert_eq!(
+            read_submission_shards(std::slice::from_ref(&pa)).unwrap(),
+            a
+        );
+        let e = read_submission_shards(&[pa.clone(), pb.clone(), pb.clone()]).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("scene second is also in shard") && msg.contains("b-00001"),
+            "{msg}"
+        );
+        assert!(read_submission_shards(&[]).is_err());
+        let e = read_submission_shards(&[pa, dir.path().join("missing")]).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
     fn unpacked_floats_decode_too() {
         // center_x = 2 written unpacked (fixed32 per element), object_id = 6.
         let mut traj = Vec::new();
@@ -555,5 +794,21 @@ mod tests {
         assert!(e.to_string().contains("object_id"));
         let e = decode_submission(b"\xff\xff\xff", Path::new("junk.binproto")).unwrap_err();
         assert!(e.to_string().starts_with("junk.binproto"));
+    }
+
+    #[test]
+    fn a_scene_twice_in_one_submission_is_an_error() {
+        // It used to be scored as two scenes and averaged.
+        let mut p = read_submission(&shipped()).unwrap().to_proto().unwrap();
+        p.scenario_rollouts.push(p.scenario_rollouts[0].clone());
+        let e = decode_submission(&p.encode_to_vec(), Path::new("twice.binproto"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("twice.binproto, record 1, field scenario_id")
+                && e.contains("637f20cafde22ff8")
+                && e.contains("record 0"),
+            "{e}"
+        );
     }
 }

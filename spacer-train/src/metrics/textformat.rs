@@ -11,8 +11,14 @@
 //! identifiers (enum values, booleans); single- or double-quoted strings with the
 //! usual escapes, adjacent strings concatenated. Not supported (rejected with an error):
 //! extension and `Any` field names in brackets.
+//!
+//! Messages nest at most [`MAX_TEXT_NESTING`] deep (deeper input is an error, not a
+//! stack overflow), and errors quote at most [`crate::limits::MAX_QUOTE_CHARS`]
+//! characters of a token.
 
 use std::fmt;
+
+use crate::limits::{MAX_TEXT_NESTING, quote};
 
 /// A parse failure, at a 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +117,11 @@ pub struct TextMessage {
 /// A [`TextError`] at the first offending token.
 pub fn parse(text: &str) -> Result<TextMessage, TextError> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { tokens, next: 0 };
+    let mut p = Parser {
+        tokens,
+        next: 0,
+        depth: 0,
+    };
     let msg = p.message(None)?;
     Ok(msg)
 }
@@ -292,6 +302,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, TextError> {
 struct Parser {
     tokens: Vec<Token>,
     next: usize,
+    /// Messages open around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -310,6 +322,17 @@ impl Parser {
 
     fn is_punct(&self, c: char) -> bool {
         self.peek().tok == Tok::Punct(c)
+    }
+
+    /// A nested message opened at `open`, until `close`.
+    fn sub_message(&mut self, close: char, open: Position) -> Result<TextMessage, TextError> {
+        if self.depth >= MAX_TEXT_NESTING {
+            return Err(open.error(format!("messages nested more than {MAX_TEXT_NESTING} deep")));
+        }
+        self.depth += 1;
+        let m = self.message(Some((close, open)));
+        self.depth -= 1;
+        m
     }
 
     /// Fields until `close` (or the end of input at top level).
@@ -360,7 +383,7 @@ impl Parser {
             } else {
                 '>'
             };
-            let sub = self.message(Some((close, open.pos)))?;
+            let sub = self.sub_message(close, open.pos)?;
             msg.fields.push(TextField {
                 name,
                 position,
@@ -369,7 +392,8 @@ impl Parser {
         } else if !had_colon {
             let t = self.peek();
             return Err(t.pos.error(format!(
-                "expected `:` or `{{` after field `{name}`, found {}",
+                "expected `:` or `{{` after field `{}`, found {}",
+                quote(&name),
                 describe(&t.tok)
             )));
         } else if self.is_punct('[') {
@@ -381,7 +405,7 @@ impl Parser {
                     let value = if self.is_punct('{') || self.is_punct('<') {
                         let o = self.bump();
                         let close = if o.tok == Tok::Punct('{') { '}' } else { '>' };
-                        TextValue::Message(self.message(Some((close, o.pos)))?)
+                        TextValue::Message(self.sub_message(close, o.pos)?)
                     } else {
                         TextValue::Scalar(self.scalar()?)
                     };
@@ -436,9 +460,9 @@ impl Parser {
 
 fn describe(t: &Tok) -> String {
     match t {
-        Tok::Ident(s) => format!("`{s}`"),
-        Tok::Number(s) => format!("number `{s}`"),
-        Tok::Str(s) => format!("string {s:?}"),
+        Tok::Ident(s) => format!("`{}`", quote(s)),
+        Tok::Number(s) => format!("number `{}`", quote(s)),
+        Tok::Str(s) => format!("string {:?}", quote(s)),
         Tok::Punct(c) => format!("`{c}`"),
         Tok::End => "the end of the file".to_string(),
     }
@@ -453,7 +477,7 @@ impl Scalar {
     pub fn as_f64(&self) -> Result<f64, TextError> {
         let bad = || {
             self.position
-                .error(format!("expected a number, found `{}`", self.text))
+                .error(format!("expected a number, found `{}`", quote(&self.text)))
         };
         if self.kind == ScalarKind::String {
             return Err(bad());
@@ -491,8 +515,10 @@ impl Scalar {
     /// When the token is not an integer.
     pub fn as_i64(&self) -> Result<i64, TextError> {
         let bad = || {
-            self.position
-                .error(format!("expected an integer, found `{}`", self.text))
+            self.position.error(format!(
+                "expected an integer, found `{}`",
+                quote(&self.text)
+            ))
         };
         if self.kind != ScalarKind::Number {
             return Err(bad());
@@ -526,7 +552,7 @@ impl Scalar {
             }
             _ => Err(self
                 .position
-                .error(format!("expected a boolean, found `{}`", self.text))),
+                .error(format!("expected a boolean, found `{}`", quote(&self.text)))),
         }
     }
 }
@@ -601,6 +627,40 @@ mod tests {
         assert!(e.message.contains("extension"));
         let e = parse("a: @").unwrap_err();
         assert_eq!((e.line, e.column), (1, 4));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let ok = format!(
+            "{}{}",
+            "a {".repeat(MAX_TEXT_NESTING),
+            "}".repeat(MAX_TEXT_NESTING)
+        );
+        parse(&ok).unwrap();
+        for open in ["a {", "a <", "a: [{"] {
+            let deep = open.repeat(1_000_000);
+            let e = parse(&deep).unwrap_err();
+            assert!(e.message.contains("nested more than"), "{e}");
+        }
+    }
+
+    #[test]
+    fn errors_quote_a_short_piece_of_a_long_token() {
+        let long = "x".repeat(10_000_000);
+        for text in [
+            format!("a: {long}"),
+            format!("a: 1{long}"),
+            format!("{long} 1"),
+        ] {
+            let m = parse(&text);
+            let e = match m {
+                Err(e) => e.to_string(),
+                Ok(m) => scalar(&m, 0).as_f64().unwrap_err().to_string(),
+            };
+            assert!(e.len() < 300, "{} bytes: {}", e.len(), &e[..200]);
+        }
+        let e = parse(&format!("a: {long} ]")).unwrap_err().to_string();
+        assert!(e.len() < 300, "{} bytes", e.len());
     }
 
     #[test]

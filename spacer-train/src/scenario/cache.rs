@@ -1,12 +1,17 @@
 //! The scene cache: many [`Scene`]s in one file, so that training and evaluation
 //! never re-parse JSON or protobuf.
 //!
-//! Layout: the 8-byte magic `SPACERSC`, a little-endian `u16` format version, then one
-//! record per scene: `u32` little-endian payload length, the payload (a postcard-encoded
-//! [`Scene`]) and the CRC32C of the payload (`u32` little endian). Records are read one
-//! at a time ([`CacheReader`] is an iterator), so a cache of thousands of scenes is never
-//! held in memory whole. [`CacheWriter`] writes to a temporary file and renames it into
-//! place on [`CacheWriter::finish`], so an interrupted conversion leaves no half cache.
+//! Layout (version 2): the 8-byte magic `SPACERSC`, a little-endian `u16` format
+//! version, then one record per scene: `u32` little-endian payload length, the payload
+//! (a postcard-encoded [`Scene`]) and the CRC32C of the payload (`u32` little endian);
+//! then a footer: the `u32` marker [`FOOTER_MARKER`] where a length would be, the
+//! `u64` record count and the CRC32C of marker and count (`u32`), and nothing after
+//! it. The footer makes a cache cut exactly between two records an error (it would
+//! otherwise read as a shorter cache). Version 1 (no footer) is refused with a request
+//! to convert again. Records are read one at a time ([`CacheReader`] is an iterator),
+//! so a cache of thousands of scenes is never held in memory whole. [`CacheWriter`]
+//! writes to a temporary file and renames it into place on [`CacheWriter::finish`], so
+//! an interrupted conversion leaves no half cache.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -17,8 +22,10 @@ use crate::error::{DataError, Location};
 
 /// First bytes of a cache file.
 pub const CACHE_MAGIC: [u8; 8] = *b"SPACERSC";
-/// Cache format version.
-pub const CACHE_VERSION: u16 = 1;
+/// Cache format version (2: with the footer).
+pub const CACHE_VERSION: u16 = 2;
+/// Stands where a record length would, to start the footer (larger than any record).
+pub const FOOTER_MARKER: u32 = u32::MAX;
 /// Largest record accepted (a WOMD scene is a few MB in this form).
 pub const MAX_RECORD_BYTES: usize = 256 << 20;
 /// The file extension caches use.
@@ -34,21 +41,14 @@ pub struct CacheWriter {
 
 impl CacheWriter {
     /// Starts a cache at `path` (written to a temporary file beside it until
-    /// [`CacheWriter::finish`]).
+    /// [`CacheWriter::finish`]; stale temporary files of `path` left by killed runs
+    /// are removed, [`crate::fsutil::remove_stale_temps`]).
     ///
     /// # Errors
     /// [`DataError::Io`] naming the file.
     pub fn create(path: &Path) -> Result<Self, DataError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        // Also removes temporary files of earlier runs killed mid-write.
+        let tmp = crate::fsutil::prepare_temp(path)?;
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         let mut out = BufWriter::new(file);
         let mut head = CACHE_MAGIC.to_vec();
@@ -110,6 +110,13 @@ impl CacheWriter {
         let out = self.out.take().ok_or_else(|| {
             DataError::invalid(&self.path, Location::file(), "cache already finished")
         })?;
+        let mut out = out;
+        let mut footer = FOOTER_MARKER.to_le_bytes().to_vec();
+        footer.extend_from_slice(&(self.count as u64).to_le_bytes());
+        let crc = crc32c::crc32c(&footer);
+        footer.extend_from_slice(&crc.to_le_bytes());
+        out.write_all(&footer)
+            .map_err(|e| DataError::io(&self.path, e))?;
         let file = out
             .into_inner()
             .map_err(|e| DataError::io(&self.path, e.into_error()))?;
@@ -144,8 +151,8 @@ pub fn write_cache<'a>(
 }
 
 /// Streams the scenes of a cache file, one record at a time.
-pub struct CacheReader {
-    input: BufReader<File>,
+pub struct CacheReader<R: Read = BufReader<File>> {
+    input: R,
     path: PathBuf,
     record: usize,
     done: bool,
@@ -159,7 +166,32 @@ impl CacheReader {
     /// has another version.
     pub fn open(path: &Path) -> Result<Self, DataError> {
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let mut input = BufReader::new(file);
+        CacheReader::from_reader(BufReader::new(file), path)
+    }
+}
+
+/// Decodes one record's payload (a postcard [`Scene`]); `path` and `record` name it in
+/// errors.
+///
+/// # Errors
+/// [`DataError::Invalid`] for bytes that are not a scene.
+pub fn decode_payload(payload: &[u8], path: &Path, record: usize) -> Result<Scene, DataError> {
+    postcard::from_bytes(payload).map_err(|e| {
+        DataError::invalid(
+            path,
+            Location::record(record),
+            format!("undecodable scene: {e}"),
+        )
+    })
+}
+
+impl<R: Read> CacheReader<R> {
+    /// Reads a cache from `input` (`path` names it in errors) and checks its magic and
+    /// version.
+    ///
+    /// # Errors
+    /// As [`CacheReader::open`].
+    pub fn from_reader(mut input: R, path: &Path) -> Result<Self, DataError> {
         let mut head = [0u8; 10];
         input.read_exact(&mut head).map_err(|_| {
             DataError::invalid(path, Location::file(), "too short to be a scene cache")
@@ -191,9 +223,19 @@ impl CacheReader {
 
     fn next_scene(&mut self) -> Result<Option<Scene>, DataError> {
         let mut len = [0u8; 4];
-        // A clean end of file lies exactly between records.
-        match self.input.read(&mut len[..1]) {
-            Ok(0) => return Ok(None),
+        // The end of the file must come after the footer; one between two records is
+        // a cut file.
+        match read_some(&mut self.input, &mut len[..1]) {
+            Ok(0) => {
+                return Err(DataError::invalid(
+                    &self.path,
+                    Location::record(self.record),
+                    format!(
+                        "truncated: the cache ends after {} record(s) without its footer (a cut or unfinished file)",
+                        self.record
+                    ),
+                ));
+            }
             Ok(_) => {}
             Err(e) => return Err(DataError::io(&self.path, e)),
         }
@@ -208,6 +250,10 @@ impl CacheReader {
         self.input
             .read_exact(&mut len[1..])
             .map_err(|_| truncated("record length"))?;
+        if u32::from_le_bytes(len) == FOOTER_MARKER {
+            self.footer(len)?;
+            return Ok(None);
+        }
         let len = u32::from_le_bytes(len) as usize;
         if len > MAX_RECORD_BYTES {
             return Err(DataError::invalid(
@@ -231,15 +277,51 @@ impl CacheReader {
                 "checksum mismatch (corrupted cache)",
             ));
         }
-        let scene: Scene = postcard::from_bytes(&payload).map_err(|e| {
-            DataError::invalid(&self.path, at.clone(), format!("undecodable scene: {e}"))
-        })?;
+        let scene = decode_payload(&payload, &self.path, self.record)?;
         self.record += 1;
         Ok(Some(scene))
     }
+
+    /// Checks the footer after its marker: the count, its checksum, nothing after.
+    fn footer(&mut self, marker: [u8; 4]) -> Result<(), DataError> {
+        let bad = |msg: String| DataError::invalid(&self.path, Location::file(), msg);
+        let mut rest = [0u8; 12];
+        self.input
+            .read_exact(&mut rest)
+            .map_err(|_| bad("truncated footer".into()))?;
+        let mut covered = marker.to_vec();
+        covered.extend_from_slice(&rest[..8]);
+        let count = u64::from_le_bytes(rest[..8].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(rest[8..].try_into().unwrap_or_default());
+        if crc != crc32c::crc32c(&covered) {
+            return Err(bad("footer checksum mismatch (corrupted cache)".into()));
+        }
+        if count != self.record as u64 {
+            return Err(bad(format!(
+                "the footer counts {count} record(s) but the cache holds {}",
+                self.record
+            )));
+        }
+        let mut after = [0u8; 1];
+        match read_some(&mut self.input, &mut after) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(bad("bytes after the footer".into())),
+            Err(e) => Err(DataError::io(&self.path, e)),
+        }
+    }
 }
 
-impl Iterator for CacheReader {
+/// `read`, retried when interrupted.
+fn read_some(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
+impl<R: Read> Iterator for CacheReader<R> {
     type Item = Result<Scene, DataError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -316,20 +398,64 @@ mod tests {
         write_cache(&p, &[scene("a", 2), scene("b", 2)]).unwrap();
         let good = std::fs::read(&p).unwrap();
         let bad = dir.path().join("bad.spc");
-        // Flip a byte in the second record's payload.
+        // Flip a byte in the second record's payload (before its CRC and the footer).
         let mut b = good.clone();
         let n = b.len();
-        b[n - 10] ^= 0xff;
+        b[n - 16 - 10] ^= 0xff;
         std::fs::write(&bad, &b).unwrap();
         let e = read_cache(&bad).unwrap_err().to_string();
         assert!(
             e.contains("bad.spc") && e.contains("record 1") && e.contains("checksum"),
             "{e}"
         );
-        // Truncation.
-        std::fs::write(&bad, &good[..good.len() - 3]).unwrap();
+        // Truncation inside a record.
+        let footer = 16;
+        std::fs::write(&bad, &good[..good.len() - footer - 3]).unwrap();
         let e = read_cache(&bad).unwrap_err().to_string();
         assert!(e.contains("record 1") && e.contains("truncated"), "{e}");
+        // Cut exactly between records, or the footer lost: it used to read as a
+        // shorter cache.
+        let first_record_end =
+            10 + 4 + u32::from_le_bytes(good[10..14].try_into().unwrap()) as usize + 4;
+        for cut in [first_record_end, good.len() - footer] {
+            std::fs::write(&bad, &good[..cut]).unwrap();
+            let e = read_cache(&bad).unwrap_err().to_string();
+            assert!(
+                e.contains("bad.spc") && e.contains("without its footer"),
+                "{cut}: {e}"
+            );
+        }
+        // A damaged or lying footer, bytes after it.
+        let mut b = good.clone();
+        let n = b.len();
+        b[n - 8] ^= 1;
+        std::fs::write(&bad, &b).unwrap();
+        assert!(
+            read_cache(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("footer checksum")
+        );
+        let mut b = good.clone();
+        b.push(0);
+        std::fs::write(&bad, &b).unwrap();
+        assert!(
+            read_cache(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("after the footer")
+        );
+        // A version 1 cache asks to be converted again.
+        let mut b = good.clone();
+        b[8..10].copy_from_slice(&1u16.to_le_bytes());
+        std::fs::write(&bad, &b).unwrap();
+        let e = read_cache(&bad).unwrap_err().to_string();
+        assert!(e.contains("version 1") && e.contains("convert"), "{e}");
+        // An empty cache is complete: zero records and a footer.
+        let other = tempfile::tempdir().unwrap();
+        let empty = other.path().join("empty.spc");
+        write_cache(&empty, &[]).unwrap();
+        assert!(read_cache(&empty).unwrap().is_empty());
         // Not a cache.
         std::fs::write(&bad, b"{\"name\": 1}").unwrap();
         assert!(

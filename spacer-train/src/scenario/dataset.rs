@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::load::{BadScenePolicy, LoadOptions, SceneStream};
 use super::synthetic::{SyntheticConfig, generate_range};
 use super::{NUM_STEPS, Scene, SceneSource};
-use crate::error::DataError;
+use crate::error::{DataError, Location};
 
 /// A stable 64-bit FNV-1a hash (for splits that must not change between runs or
 /// builds).
@@ -144,7 +144,7 @@ impl Dataset {
     /// stderr.
     ///
     /// # Errors
-    /// A path that does not exist or cannot be listed.
+    /// As [`load_real`].
     pub fn load(config: &DatasetConfig, progress: bool) -> Result<Self, DataError> {
         let mut d = Dataset::default();
         let real = load_real(&config.paths, progress)?;
@@ -214,7 +214,8 @@ impl Dataset {
 /// Reads every scene `paths` stand for, first occurrence of each scene id kept.
 ///
 /// # Errors
-/// A path that does not exist or cannot be listed.
+/// A path that does not exist or cannot be listed; paths that hold no readable scene
+/// at all (empty or broken files: a typo must not silently train on nothing).
 pub fn load_real(paths: &[PathBuf], progress: bool) -> Result<Vec<Scene>, DataError> {
     if paths.is_empty() {
         return Ok(Vec::new());
@@ -242,6 +243,21 @@ pub fn load_real(paths: &[PathBuf], progress: bool) -> Result<Vec<Scene>, DataEr
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if scenes.is_empty() {
+        let first = stream
+            .warnings()
+            .first()
+            .map_or_else(String::new, |w| format!("; the first problem: {w}"));
+        return Err(DataError::invalid(
+            &paths[0],
+            Location::file(),
+            format!(
+                "no readable scene in the {} path(s) given ({} skipped){first}",
+                paths.len(),
+                stream.warnings().len()
+            ),
+        ));
+    }
     Ok(scenes)
 }
 

@@ -795,6 +795,55 @@ mod tests {
     }
 
     #[test]
+    fn a_10_mb_string_is_not_repeated_in_the_error() {
+        let huge = "t".repeat(10_000_000);
+        let e = load_err(
+            "bigtype.json",
+            &damaged(|v| v["objects"][0]["type"] = huge.into()),
+        );
+        assert!(
+            e.contains("objects[0].type") && e.len() < 1_000,
+            "{} bytes",
+            e.len()
+        );
+    }
+
+    #[test]
+    fn absurd_but_finite_numbers_are_refused_naming_the_field() {
+        // A 1e9 m long vehicle, a position 3e38 m away, a road point 1e7 m away.
+        let valid_step = |v: &Value, o: usize| {
+            v["objects"][o]["valid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|b| b.as_bool() == Some(true))
+                .unwrap()
+        };
+        let e = load_err(
+            "long.json",
+            &damaged(|v| v["objects"][0]["length"] = 1e9.into()),
+        );
+        assert!(
+            e.contains("objects") || e.contains("tracks[0].states"),
+            "{e}"
+        );
+        assert!(e.contains(".length") && e.contains("100 m limit"), "{e}");
+        let e = load_err(
+            "far.json",
+            &damaged(|v| {
+                let i = valid_step(v, 2);
+                v["objects"][2]["position"][i]["x"] = 3e38.into();
+            }),
+        );
+        assert!(e.contains("tracks[2].states[") && e.contains("].x"), "{e}");
+        let e = load_err(
+            "road.json",
+            &damaged(|v| v["roads"][1]["geometry"][0]["y"] = (-1e7).into()),
+        );
+        assert!(e.contains("map[1].points[0]"), "{e}");
+    }
+
+    #[test]
     fn missing_json_fields_are_named() {
         for (want, key_path) in [
             ("field objects: missing required field", vec!["objects"]),

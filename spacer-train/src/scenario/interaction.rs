@@ -417,6 +417,8 @@ fn parse_osm(text: &str, path: &Path) -> Result<Osm, DataError> {
         Relation(i64, Relation),
     }
     let mut open = Open::None;
+    // The `<osm>` root: seen opening, seen closing (a cut file never closes it).
+    let (mut root_open, mut root_closed) = (false, false);
     loop {
         let pos = reader.buffer_position();
         let line = || {
@@ -431,6 +433,9 @@ fn parse_osm(text: &str, path: &Path) -> Result<Osm, DataError> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(e) => {
+                if e.name().as_ref() == b"osm" {
+                    root_closed = true;
+                }
                 match (e.name().as_ref(), std::mem::replace(&mut open, Open::None)) {
                     (b"way", Open::Way(id, w)) => {
                         osm.ways.insert(id, w);
@@ -473,8 +478,18 @@ fn parse_osm(text: &str, path: &Path) -> Result<Osm, DataError> {
                 .ok_or_else(|| bad(format!("<{tag}> {k}={s:?} is not a finite number")))
         };
         match e.name().as_ref() {
+            b"osm" => {
+                root_open = true;
+                root_closed |= empty;
+            }
             b"node" => {
-                osm.nodes.insert(int("id")?, (float("lat")?, float("lon")?));
+                let (lat, lon) = (float("lat")?, float("lon")?);
+                if !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)) {
+                    return Err(bad(format!(
+                        "<node> lat={lat} lon={lon} is not a position on the Earth"
+                    )));
+                }
+                osm.nodes.insert(int("id")?, (lat, lon));
             }
             b"way" => {
                 let w = Way::default();
@@ -520,6 +535,20 @@ fn parse_osm(text: &str, path: &Path) -> Result<Osm, DataError> {
             }
             _ => {}
         }
+    }
+    if !root_open {
+        return Err(DataError::invalid(
+            path,
+            Location::file(),
+            "not a Lanelet2 map: no <osm> element (an empty file, or another format?)",
+        ));
+    }
+    if !root_closed {
+        return Err(DataError::invalid(
+            path,
+            Location::file(),
+            "the map ends before </osm> (a cut file?)",
+        ));
     }
     Ok(osm)
 }
@@ -728,6 +757,14 @@ pub fn parse_lanelet_map(
         });
     }
 
+    if lanelets.is_empty() {
+        // A map without lanes would silently give scenes without a road.
+        return Err(DataError::invalid(
+            path,
+            Location::file(),
+            "no lanelets (relations tagged type=lanelet): not a usable Lanelet2 map",
+        ));
+    }
     let mut uses: HashMap<i64, usize> = HashMap::new();
     for l in &lanelets {
         *uses.entry(l.left).or_default() += 1;
@@ -985,7 +1022,11 @@ pub fn cut_windows(
     let (Some(first), Some(last)) = (first, last) else {
         return Vec::new();
     };
-    let stride = options.stride_steps.max(1) as i64;
+    // A stride beyond any frame number takes one window (a huge usize must not wrap
+    // negative and walk backwards forever).
+    let stride = i64::try_from(options.stride_steps.max(1))
+        .unwrap_or(i64::MAX)
+        .min(MAX_FRAME + 1);
     let mut scenes = Vec::new();
     let mut start = first;
     while start + NUM_STEPS as i64 - 1 <= last {
@@ -1250,6 +1291,24 @@ mod tests {
     }
 
     #[test]
+    fn any_stride_terminates() {
+        let veh = shared_data("interaction/DR_USA_Intersection_EP0_vehicle_tracks_000.csv");
+        let o = InteractionOptions::default();
+        let agents = read_track_csv(&veh, &o).unwrap().agents;
+        for (stride, windows) in [(usize::MAX, 1), (1 << 40, 1), (0, 2917), (3000, 1)] {
+            let o = InteractionOptions {
+                stride_steps: stride,
+                ..InteractionOptions::default()
+            };
+            assert_eq!(
+                cut_windows(&agents, &[], "r", &o).len(),
+                windows,
+                "{stride}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_csv_cells_name_line_and_column() {
         let o = InteractionOptions::default();
         let p = Path::new("t.csv");
@@ -1306,6 +1365,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("malformed XML"), "{e}");
+    }
+
+    #[test]
+    fn empty_broken_and_foreign_maps_are_errors() {
+        // Each used to give scenes without a map.
+        let o = InteractionOptions::default();
+        let real = std::fs::read_to_string(shared_data(MAP)).unwrap();
+        let cut = &real[..real.len() / 2];
+        let cut = &cut[..cut.rfind('>').unwrap() + 1];
+        for (text, want) in [
+            ("", "no <osm> element"),
+            ("{\"objects\": [], \"roads\": []}", "no <osm> element"),
+            ("<osm></osm>", "no lanelets"),
+            ("<osm/>", "no lanelets"),
+            (cut, "ends before </osm>"),
+            (
+                "<osm><node id='1' lat='91' lon='0'/></osm>",
+                "not a position on the Earth",
+            ),
+        ] {
+            let e = parse_lanelet_map(text, Path::new("m.osm"), &o)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("m.osm") && e.contains(want), "{want}: {e}");
+        }
+        // --map pointing at a JSON scene fails the recording, naming the map.
+        let dir = tempfile::tempdir().unwrap();
+        let json = shared_data("gpudrive/637f20cafde22ff8.json");
+        let e = read_recording(
+            &shared_data("interaction/DR_USA_Intersection_EP0_vehicle_tracks_000.csv"),
+            None,
+            &json,
+            &o,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("637f20cafde22ff8.json") && e.contains("<osm>"),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.osm");
+        std::fs::write(&empty, "").unwrap();
+        let e = read_lanelet_map(&empty, &o).unwrap_err().to_string();
+        assert!(e.contains("empty.osm"), "{e}");
     }
 
     proptest::proptest! {

@@ -21,8 +21,9 @@
 //! [`BadScenePolicy`]: fail with the error, which names the file, the record and the
 //! field; or skip it with a warning and go on. A framing error in a TFRecord or cache
 //! loses the rest of that file (the next record cannot be found); a bad protobuf or
-//! an invalid scene loses only its record. A path that does not exist is always an
-//! error.
+//! an invalid scene loses only its record. A file that holds no record at all (an
+//! empty TFRecord, a 0-byte file) is a bad file too. A path that does not exist is
+//! always an error.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -211,7 +212,8 @@ type Records = Box<dyn Iterator<Item = (Option<usize>, Result<Scene, DataError>)
 /// Scenes from many files, one at a time, validated (module docs).
 pub struct SceneStream {
     files: VecDeque<PathBuf>,
-    current: Option<(PathBuf, Records)>,
+    /// The file being read, its records, and how many it has given so far.
+    current: Option<(PathBuf, Records, usize)>,
     options: LoadOptions,
     warnings: Vec<DataError>,
     done: bool,
@@ -327,7 +329,7 @@ impl Iterator for SceneStream {
             if self.current.is_none() {
                 let path = self.files.pop_front()?;
                 match self.open_file(&path) {
-                    Ok(records) => self.current = Some((path, records)),
+                    Ok(records) => self.current = Some((path, records, 0)),
                     Err(e) => {
                         if let Some(e) = self.problem(e) {
                             return Some(Err(e));
@@ -336,13 +338,25 @@ impl Iterator for SceneStream {
                 }
                 continue;
             }
-            let Some((path, records)) = self.current.as_mut() else {
+            let Some((path, records, count)) = self.current.as_mut() else {
                 continue;
             };
             let Some((record, result)) = records.next() else {
-                self.current = None;
+                let (path, _, count) = self.current.take()?;
+                if count == 0 {
+                    // An empty TFRecord or cache used to pass as a source of no scenes.
+                    let e = DataError::invalid(
+                        &path,
+                        Location::file(),
+                        "no scenes: the file is empty or holds no records",
+                    );
+                    if let Some(e) = self.problem(e) {
+                        return Some(Err(e));
+                    }
+                }
                 continue;
             };
+            *count += 1;
             let path = path.clone();
             let checked = result.and_then(|scene| {
                 validate_scene(&scene, self.options.steps, &path, record).map(|()| scene)
@@ -389,6 +403,20 @@ pub fn load_scenes_with(paths: &[PathBuf], options: LoadOptions) -> Result<Loade
         scenes,
         warnings: stream.warnings,
     })
+}
+
+/// `scenes` with each scene id kept once (the first), and how many were dropped: the
+/// shipped data holds the same WOMD scenes as TFRecord and as GPUDrive JSON, and a scene
+/// given twice must not be scored or averaged twice.
+pub fn unique_by_id(scenes: Vec<Scene>) -> (Vec<Scene>, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let before = scenes.len();
+    let kept: Vec<Scene> = scenes
+        .into_iter()
+        .filter(|s| seen.insert(s.id.clone()))
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
 }
 
 /// Loads every scene of a file or directory, each validated for simulation (91
@@ -484,6 +512,36 @@ mod tests {
         let p = dir.path().join("c.spc");
         crate::scenario::cache::write_cache(&p, &scenes).unwrap();
         assert_eq!(load_scenes(&p, BadScenePolicy::Fail).unwrap(), scenes);
+    }
+
+    #[test]
+    fn scenes_given_twice_are_kept_once() {
+        let mut o = LoadOptions::new(BadScenePolicy::Skip);
+        o.quiet = true;
+        let both = load_scenes_with(&[shared_data("womd"), shared_data("gpudrive")], o)
+            .unwrap()
+            .scenes;
+        let (unique, dropped) = unique_by_id(both.clone());
+        assert_eq!((both.len(), unique.len(), dropped), (12, 10, 2));
+        assert_eq!(unique[0], both[0], "the first copy is kept");
+    }
+
+    #[test]
+    fn empty_files_are_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.tfrecord");
+        std::fs::write(&empty, b"").unwrap();
+        let e = load_scenes(&empty, BadScenePolicy::Fail)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("empty.tfrecord") && e.contains("no scenes"),
+            "{e}"
+        );
+        let mut o = LoadOptions::new(BadScenePolicy::Skip);
+        o.quiet = true;
+        let l = load_scenes_with(&[empty, shared_data("womd")], o).unwrap();
+        assert_eq!((l.scenes.len(), l.warnings.len()), (2, 1));
     }
 
     #[test]

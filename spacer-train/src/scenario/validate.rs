@@ -6,8 +6,12 @@
 //! - every track has the same number of states: [`NUM_STEPS`] under
 //!   [`StepRule::Full`], any positive number under [`StepRule::Any`] (one-step test
 //!   fixtures); the current step lies inside the log;
-//! - every number is finite (states, map points, stop points);
-//! - every valid state has a positive length and width and a non-negative height;
+//! - every number is finite and physically plausible ([`crate::limits`]): coordinates
+//!   of states, map points and stop points within [`MAX_COORDINATE_M`], headings within
+//!   [`MAX_ABS_HEADING`], velocity components within [`MAX_SPEED_MPS`], lane speed
+//!   limits within 0..=[`MAX_SPEED_LIMIT_MPH`];
+//! - every valid state has a positive length and width and a non-negative height, none
+//!   above [`MAX_BOX_SIZE_M`];
 //! - unique track ids and unique map feature ids;
 //! - geometry: a road edge needs at least 2 points (a polyline the off-road test can
 //!   use), a crosswalk, speed bump or driveway at least 3 (a polygon), a stop sign
@@ -21,8 +25,12 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{MapFeatureKind, NUM_STEPS, Scene};
+use super::{MapFeatureKind, NUM_STEPS, ObjectState, Scene};
 use crate::error::{DataError, Location};
+use crate::limits::{
+    MAX_ABS_HEADING, MAX_BOX_SIZE_M, MAX_COORDINATE_M, MAX_SPEED_LIMIT_MPH, MAX_SPEED_MPS,
+    coordinate_ok, heading_ok,
+};
 
 /// How many steps a scene must have.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,8 +56,62 @@ pub fn validate_scene(
         .map_err(|(field, msg)| DataError::invalid(path, Location::field(record, field), msg))
 }
 
-fn finite(values: &[f32]) -> bool {
-    values.iter().all(|v| v.is_finite())
+/// Why `v` breaks a `|v| <= limit` rule.
+fn beyond(what: &str, v: f32, limit: f32, unit: &str) -> String {
+    if v.is_finite() {
+        format!("{what} {v}{unit} lies beyond the +-{limit}{unit} limit")
+    } else {
+        format!("non-finite {what} {v}")
+    }
+}
+
+fn point_ok(x: f32, y: f32, z: f32) -> bool {
+    coordinate_ok(x) && coordinate_ok(y) && coordinate_ok(z)
+}
+
+/// The number rules of one state: `Err((field, message))` for the first broken one.
+fn check_state(st: &ObjectState) -> Result<(), (&'static str, String)> {
+    for (name, v) in [("x", st.x), ("y", st.y), ("z", st.z)] {
+        if !coordinate_ok(v) {
+            return Err((name, beyond("coordinate", v, MAX_COORDINATE_M, " m")));
+        }
+    }
+    if !heading_ok(st.heading) {
+        return Err((
+            "heading",
+            beyond("heading", st.heading, MAX_ABS_HEADING, ""),
+        ));
+    }
+    for (name, v) in [("vx", st.vx), ("vy", st.vy)] {
+        if !(v.is_finite() && v.abs() <= MAX_SPEED_MPS) {
+            return Err((name, beyond("velocity", v, MAX_SPEED_MPS, " m/s")));
+        }
+    }
+    for (name, v) in [
+        ("length", st.length),
+        ("width", st.width),
+        ("height", st.height),
+    ] {
+        if !v.is_finite() {
+            return Err((name, format!("non-finite box size {v}")));
+        }
+        if st.valid && v > MAX_BOX_SIZE_M {
+            return Err((
+                name,
+                format!("box size {v} m exceeds the {MAX_BOX_SIZE_M} m limit"),
+            ));
+        }
+    }
+    if st.valid && (st.length <= 0.0 || st.width <= 0.0 || st.height < 0.0) {
+        return Err((
+            "length",
+            format!(
+                "box size {} x {} x {} m: length and width must be positive",
+                st.length, st.width, st.height
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check(scene: &Scene, rule: StepRule) -> Result<(), (String, String)> {
@@ -95,21 +157,8 @@ fn check(scene: &Scene, rule: StepRule) -> Result<(), (String, String)> {
             );
         }
         for (s, st) in t.states.iter().enumerate() {
-            let at = || format!("tracks[{i}].states[{s}]");
-            let v = [
-                st.x, st.y, st.z, st.length, st.width, st.height, st.heading, st.vx, st.vy,
-            ];
-            if !finite(&v) {
-                return fail(at(), format!("non-finite value in {st:?}"));
-            }
-            if st.valid && (st.length <= 0.0 || st.width <= 0.0 || st.height < 0.0) {
-                return fail(
-                    at(),
-                    format!(
-                        "box size {} x {} x {} m: length and width must be positive",
-                        st.length, st.width, st.height
-                    ),
-                );
+            if let Err((name, msg)) = check_state(st) {
+                return fail(format!("tracks[{i}].states[{s}].{name}"), msg);
             }
         }
     }
@@ -145,16 +194,21 @@ fn check(scene: &Scene, rule: StepRule) -> Result<(), (String, String)> {
                 format!("stop sign (id {}) has {n} points, expected 1", m.id),
             );
         }
-        if let Some(j) = m.points.iter().position(|p| !finite(&[p.x, p.y, p.z])) {
+        if let Some(j) = m.points.iter().position(|p| !point_ok(p.x, p.y, p.z)) {
             return fail(
                 format!("map[{i}].points[{j}]"),
-                format!("non-finite point {:?}", m.points[j]),
+                format!(
+                    "point {:?} is non-finite or lies beyond the +-{MAX_COORDINATE_M} m limit",
+                    m.points[j]
+                ),
             );
         }
-        if m.speed_limit_mph.is_some_and(|v| !v.is_finite()) {
+        if let Some(v) = m.speed_limit_mph
+            && !(v.is_finite() && (0.0..=MAX_SPEED_LIMIT_MPH).contains(&v))
+        {
             return fail(
                 format!("map[{i}].speed_limit_mph"),
-                "non-finite speed limit".into(),
+                format!("speed limit {v} mph outside 0..={MAX_SPEED_LIMIT_MPH}"),
             );
         }
     }
@@ -170,10 +224,12 @@ fn check(scene: &Scene, rule: StepRule) -> Result<(), (String, String)> {
     for (t, step) in scene.signals.iter().enumerate() {
         for (j, s) in step.iter().enumerate() {
             let p = s.stop_point;
-            if !finite(&[p.x, p.y, p.z]) {
+            if !point_ok(p.x, p.y, p.z) {
                 return fail(
                     format!("signals[{t}][{j}].stop_point"),
-                    format!("non-finite stop point {p:?}"),
+                    format!(
+                        "stop point {p:?} is non-finite or lies beyond the +-{MAX_COORDINATE_M} m limit"
+                    ),
                 );
             }
         }
@@ -302,6 +358,34 @@ mod tests {
         let mut s = good();
         s.map.push(s.map[0].clone());
         assert!(err(&s).contains("duplicate map feature id"), "{}", err(&s));
+        // Absurd but finite numbers are refused too, naming the field.
+        for (set, field) in [
+            (
+                (|st: &mut ObjectState| st.length = 1e9) as fn(&mut ObjectState),
+                "tracks[1].states[4].length",
+            ),
+            (|st| st.x = 3e38, "tracks[1].states[4].x"),
+            (|st| st.z = -2e6, "tracks[1].states[4].z"),
+            (|st| st.vy = 1e4, "tracks[1].states[4].vy"),
+            (|st| st.heading = 1e20, "tracks[1].states[4].heading"),
+            (|st| st.height = 101.0, "tracks[1].states[4].height"),
+        ] {
+            let mut s = good();
+            set(&mut s.tracks[1].states[4]);
+            assert!(err(&s).contains(field), "{field}: {}", err(&s));
+        }
+        let mut s = good();
+        s.map[0].points[0].x = -1.5e6;
+        assert!(err(&s).contains("map[0].points[0]"), "{}", err(&s));
+        let mut s = good();
+        s.map[0].speed_limit_mph = Some(-5.0);
+        assert!(err(&s).contains("map[0].speed_limit_mph"), "{}", err(&s));
+        // The largest plausible values pass.
+        let mut s = good();
+        s.tracks[0].states[0].x = MAX_COORDINATE_M;
+        s.tracks[0].states[0].length = MAX_BOX_SIZE_M;
+        s.tracks[0].states[0].heading = 540.0;
+        validate_scene(&s, StepRule::Full, Path::new("f"), None).unwrap();
         let mut s = good();
         s.current_step = 91;
         assert!(err(&s).contains("current_step"), "{}", err(&s));

@@ -172,19 +172,43 @@ impl Simulator {
     /// # Errors
     /// [`SimError::Observation`] when the builder refuses.
     pub fn observe(&mut self) -> Result<(), SimError> {
-        let Some(batch) = self.observations.as_mut() else {
+        let Some(mut batch) = self.observations.take() else {
             return Ok(());
         };
         let config = *batch.config();
+        let result = self.observe_into(&config, batch.as_mut_slice());
+        self.observations = Some(batch);
+        result
+    }
+
+    /// Builds the observation of every row at the current step into `out`
+    /// (`[rows][config.len()]`, row-major), in parallel: for a caller that owns the
+    /// buffer (a Python array, a pinned buffer) and so needs no copy. Rows of agents
+    /// that left the scene are zero.
+    ///
+    /// # Errors
+    /// [`SimError::Config`] when `out` is not `rows * config.len()` long;
+    /// [`SimError::Observation`] when the builder refuses.
+    pub fn observe_into(
+        &self,
+        config: &spacer_core::observation::ObservationConfig,
+        out: &mut [f32],
+    ) -> Result<(), SimError> {
+        let d = config.len();
+        if d == 0 || out.len() != self.rows.len() * d {
+            return Err(SimError::Config(format!(
+                "observation buffer of {} floats for {} rows of {d}",
+                out.len(),
+                self.rows.len()
+            )));
+        }
         let (worlds, rows) = (&self.worlds, &self.rows);
-        batch
-            .as_mut_slice()
-            .par_chunks_mut(config.len())
+        out.par_chunks_mut(d)
             .with_min_len(OBSERVE_CHUNK)
             .enumerate()
             .try_for_each(|(row, out)| {
                 let (w, slot) = rows.locate(row);
-                PARTNERS.with(|p| worlds[w].observe(slot, &config, &mut p.borrow_mut(), out))
+                PARTNERS.with(|p| worlds[w].observe(slot, config, &mut p.borrow_mut(), out))
             })
     }
 

@@ -1,0 +1,464 @@
+//! Cortex-M4 DSP kernels (ARMv7E-M: `thumbv7em-*`, selected by `cfg(spacer_dsp)` from
+//! the build script): the integer layers with `SXTB16` (two int8 weights to two int16
+//! lanes) and `SMLAD` (two 16 x 16 multiplies and an accumulate in one instruction).
+//!
+//! The inner loops are unrolled assembly (`.rept`) over post-indexed loads: per input
+//! pair and four outputs, one `LDR` of the pair, one `LDRD` of two weight words, four
+//! `SXTB16` and four `SMLAD` (ten instructions for eight multiply-accumulates); the
+//! second layer runs two slots at once (eight instructions for eight). Results equal the
+//! portable definitions ([`super::portable`]) bit for bit: both compute the same exact
+//! integer sums (`SMLAD` wraps like `wrapping_add`, and validation keeps every sum far
+//! from 32 bits anyway). The firmware checks them against each other at start-up
+//! ([`super::check_kernels`]), and the QEMU test runs it.
+//!
+//! # Safety
+//! Every pointer handed to the assembly comes from a slice whose length was checked
+//! against the number of loads the unrolled block performs (the `debug_assert!`s state
+//! the arithmetic); the blocks only read memory, and write registers.
+
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+
+use super::{HIDDEN, HP, TANH_Q15, Tile, portable};
+
+/// Bytes between two input pairs' rows of a 64-output packed matrix.
+const ROW64: usize = 4 * HP;
+
+/// `blocks` blocks of four outputs: for block `b`, `acc[4b..4b+4] += sum_{k < M}
+/// x_k . (row k's words 2b and 2b + 1)`, where pair `k` is the word at `px + k * XS`
+/// bytes and row `k` starts `WS` bytes after row `k - 1`. The loop over the blocks is in
+/// the assembly too (the compiler cannot size `.rept` blocks, so no branch of its own
+/// spans one).
+///
+/// # Safety
+/// `px` readable for `M` words at stride `XS`; `pw` for `M` rows at stride `WS` of
+/// `2 blocks` words; `acc` readable and writable for `4 blocks` values; all 4-aligned;
+/// `blocks >= 1`.
+#[inline(never)]
+unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
+    px: *const u32,
+    pw: *const u32,
+    acc: *mut i32,
+    blocks: usize,
+) {
+    // Post-indexed immediates: LDR takes 0..=255, LDRD multiples of 4 up to 1020 (the
+    // assembler would silently truncate others).
+    const { assert!(XS <= 255 && WS <= 1020 && WS % 4 == 0 && M * XS <= 4095 && M >= 1) };
+    // SAFETY: the caller's contract; the block count lives on the stack during the loop.
+    unsafe {
+        asm!(
+            "push {{{n}}}",
+            "movw {n}, #{dlo}",
+            "movt {n}, #{dhi}",
+            "2:",
+            "ldrd {a0}, {a1}, [{pa}]",
+            "ldrd {a2}, {a3}, [{pa}, #8]",
+            ".rept {m}",
+            "ldr {x}, [{px}], #{xs}",
+            "ldrd {w0}, {w1}, [{pw}], #{ws}",
+            "sxtb16 {t}, {w0}",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad {a0}, {x}, {t}, {a0}",
+            "smlad {a1}, {x}, {w0}, {a1}",
+            "sxtb16 {t}, {w1}",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad {a2}, {x}, {t}, {a2}",
+            "smlad {a3}, {x}, {w1}, {a3}",
+            ".endr",
+            "strd {a0}, {a1}, [{pa}], #8",
+            "strd {a2}, {a3}, [{pa}], #8",
+            "sub {px}, {px}, #{xback}",
+            "sub {pw}, {pw}, {n}",
+            "ldr {x}, [sp]",
+            "subs {x}, {x}, #1",
+            "str {x}, [sp]",
+            "bne 2b",
+            "add sp, sp, #4",
+            m = const M,
+            xs = const XS,
+            ws = const WS,
+            xback = const M * XS,
+            dlo = const (M * WS - 8) & 0xFFFF,
+            dhi = const (M * WS - 8) >> 16,
+            n = inout(reg) blocks => _,
+            px = inout(reg) px => _,
+            pw = inout(reg) pw => _,
+            pa = inout(reg) acc => _,
+            x = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+        );
+    }
+}
+
+/// [`blocks4`] for contiguous input pairs (`XS` = 4) and an even `M`: one `LDRD` loads
+/// two pairs (the row-stride correction lives on the stack to free the register).
+///
+/// # Safety
+/// As [`blocks4`] with `XS` = 4.
+#[inline(never)]
+unsafe fn blocks4_x2<const M: usize, const WS: usize>(
+    px: *const u32,
+    pw: *const u32,
+    acc: *mut i32,
+    blocks: usize,
+) {
+    const { assert!(WS <= 1020 && WS % 4 == 0 && M % 2 == 0 && M * 4 <= 4095 && M >= 2) };
+    // SAFETY: the caller's contract; the block count and the stride correction live on
+    // the stack during the loop.
+    unsafe {
+        asm!(
+            "movw {x0}, #{dlo}",
+            "movt {x0}, #{dhi}",
+            // [sp] = block count, [sp + 4] = stride correction (explicit stores: a
+            // register list would store in register-number order).
+            "str {x0}, [sp, #-4]!",
+            "str {n}, [sp, #-4]!",
+            "2:",
+            "ldrd {a0}, {a1}, [{pa}]",
+            "ldrd {a2}, {a3}, [{pa}, #8]",
+            ".rept {m}",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "ldrd {w0}, {w1}, [{pw}], #{ws}",
+            "sxtb16 {t}, {w0}",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad {a0}, {x0}, {t}, {a0}",
+            "smlad {a1}, {x0}, {w0}, {a1}",
+            "sxtb16 {t}, {w1}",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad {a2}, {x0}, {t}, {a2}",
+            "smlad {a3}, {x0}, {w1}, {a3}",
+            "ldrd {w0}, {w1}, [{pw}], #{ws}",
+            "sxtb16 {t}, {w0}",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad {a0}, {x1}, {t}, {a0}",
+            "smlad {a1}, {x1}, {w0}, {a1}",
+            "sxtb16 {t}, {w1}",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad {a2}, {x1}, {t}, {a2}",
+            "smlad {a3}, {x1}, {w1}, {a3}",
+            ".endr",
+            "strd {a0}, {a1}, [{pa}], #8",
+            "strd {a2}, {a3}, [{pa}], #8",
+            "sub {px}, {px}, #{xback}",
+            "ldrd {x0}, {x1}, [sp]",
+            "sub {pw}, {pw}, {x1}",
+            "subs {x0}, {x0}, #1",
+            "str {x0}, [sp]",
+            "bne 2b",
+            "add sp, sp, #8",
+            m = const M / 2,
+            ws = const WS,
+            xback = const M * 4,
+            dlo = const (M * WS - 8) & 0xFFFF,
+            dhi = const (M * WS - 8) >> 16,
+            n = in(reg) blocks,
+            px = inout(reg) px => _,
+            pw = inout(reg) pw => _,
+            pa = inout(reg) acc => _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            t = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+        );
+    }
+}
+
+/// `acc[0..2] += sum_{k < M} x_k . (w_k word 0)`: the last output pair of a head with
+/// an output count that is not a multiple of four.
+///
+/// # Safety
+/// As [`blocks4`], one block of one word per row.
+#[inline(never)]
+unsafe fn block2<const M: usize, const XS: usize, const WS: usize>(
+    px: *const u32,
+    pw: *const u32,
+    acc: &mut [i32; 2],
+) {
+    // LDR's post-indexed immediate is 0..=255: the row stride is added separately.
+    const { assert!(XS <= 255 && WS <= 4095) };
+    let [mut a0, mut a1] = *acc;
+    // SAFETY: the caller's contract; registers and reads only.
+    unsafe {
+        asm!(
+            ".rept {m}",
+            "ldr {x}, [{px}], #{xs}",
+            "ldr {w}, [{pw}]",
+            "add {pw}, {pw}, #{ws}",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad {a0}, {x}, {t}, {a0}",
+            "smlad {a1}, {x}, {w}, {a1}",
+            ".endr",
+            m = const M,
+            xs = const XS,
+            ws = const WS,
+            px = inout(reg) px => _,
+            pw = inout(reg) pw => _,
+            x = out(reg) _,
+            w = out(reg) _,
+            t = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            options(nostack, readonly),
+        );
+    }
+    *acc = [a0, a1];
+}
+
+/// The 64 x 64 second layer of two slots whose pairs lie side by side (`x`: 32 rows of
+/// two words), max-pooled into `pooled`, the whole loop over the 32 output pairs in
+/// assembly: per output pair the biases, then per two input pairs one `LDM` of both
+/// slots' pairs (`r0`..`r3`), two weight words, four `SXTB16` and eight `SMLAD`, then
+/// the max into `pooled`.
+///
+/// # Safety
+/// `x` readable for 64 words, `w` for 1024, `b` for 64, `pooled` readable and
+/// writable for 64, all 4-aligned.
+#[inline(never)]
+unsafe fn layer2_x2(x: *const u32, w: *const u32, b: *const i32, pooled: *mut i32) {
+    // SAFETY: the caller's contract; bias and pooled pointers and the count live on the
+    // stack during the loop.
+    unsafe {
+        asm!(
+            "push {{r0, r1, r2}}",
+            "1:",
+            "ldr {w}, [sp]",
+            "ldrd {a00}, {a01}, [{w}], #8",
+            "str {w}, [sp]",
+            "mov {a10}, {a00}",
+            "mov {a11}, {a01}",
+            ".rept 16",
+            "ldm {px}!, {{r0, r1, r2, r3}}",
+            "ldr {w}, [{pw}], #128",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad {a00}, r0, {t}, {a00}",
+            "smlad {a01}, r0, {w}, {a01}",
+            "smlad {a10}, r1, {t}, {a10}",
+            "smlad {a11}, r1, {w}, {a11}",
+            "ldr {w}, [{pw}], #128",
+            "sxtb16 {t}, {w}",
+            "sxtb16 {w}, {w}, ror #8",
+            "smlad {a00}, r2, {t}, {a00}",
+            "smlad {a01}, r2, {w}, {a01}",
+            "smlad {a10}, r3, {t}, {a10}",
+            "smlad {a11}, r3, {w}, {a11}",
+            ".endr",
+            "sub {px}, {px}, #256",
+            "sub {pw}, {pw}, #4092",
+            "ldr {w}, [sp, #4]",
+            "ldrd r0, r1, [{w}]",
+            "cmp {a00}, r0",
+            "it gt",
+            "movgt r0, {a00}",
+            "cmp {a10}, r0",
+            "it gt",
+            "movgt r0, {a10}",
+            "cmp {a01}, r1",
+            "it gt",
+            "movgt r1, {a01}",
+            "cmp {a11}, r1",
+            "it gt",
+            "movgt r1, {a11}",
+            "strd r0, r1, [{w}], #8",
+            "str {w}, [sp, #4]",
+            "ldr {w}, [sp, #8]",
+            "subs {w}, {w}, #1",
+            "str {w}, [sp, #8]",
+            "bne 1b",
+            "add sp, sp, #12",
+            px = inout(reg) x => _,
+            pw = inout(reg) w => _,
+            w = out(reg) _,
+            t = out(reg) _,
+            a00 = out(reg) _,
+            a01 = out(reg) _,
+            a10 = out(reg) _,
+            a11 = out(reg) _,
+            inout("r0") b => _,
+            inout("r1") pooled => _,
+            inout("r2") HP => _,
+            out("r3") _,
+        );
+    }
+}
+
+/// Adds a run of `M` consecutive input pairs (`x`, and their weight rows `w`, 32 words
+/// each) to all 64 outputs in `acc`.
+fn run64<const M: usize>(x: &[u32], w: &[u32], acc: &mut [i32; HIDDEN]) {
+    if x.len() < M || w.len() < M * HP {
+        return;
+    }
+    // SAFETY: M pairs in `x`; M rows of 32 words (stride 128 bytes) in `w`, of which
+    // 16 blocks of two words are read; 64 values in `acc`.
+    unsafe {
+        blocks4::<M, 4, ROW64>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), HIDDEN / 4);
+    }
+}
+
+/// As [`super::portable::dense`]: `acc[j] = b[j] + sum_p x[p] . w[p][j]`. The first
+/// layers (64 outputs, up to 7 input pairs: runs of nonzero pairs, so that a one-hot
+/// road kind costs one pair, not four) and the head (96 input pairs, 202 outputs) run
+/// in assembly; other shapes in the portable code.
+pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
+    let n = acc.len();
+    if let (Ok(acc), Ok(b)) = (
+        <&mut [i32; HIDDEN]>::try_from(&mut *acc),
+        <&[i32; HIDDEN]>::try_from(b),
+    ) && x.len() <= 7
+        && w.len() == x.len() * HP
+    {
+        *acc = *b;
+        let mut p = 0;
+        while p < x.len() {
+            if x[p] == 0 {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while p < x.len() && x[p] != 0 {
+                p += 1;
+            }
+            let (xr, wr) = (&x[start..p], &w[start * HP..p * HP]);
+            match p - start {
+                1 => run64::<1>(xr, wr, acc),
+                2 => run64::<2>(xr, wr, acc),
+                3 => run64::<3>(xr, wr, acc),
+                4 => run64::<4>(xr, wr, acc),
+                5 => run64::<5>(xr, wr, acc),
+                6 => run64::<6>(xr, wr, acc),
+                _ => run64::<7>(xr, wr, acc),
+            }
+        }
+        return;
+    }
+    const HEAD_PAIRS: usize = super::HEAD_INPUTS / 2;
+    const HEAD_OUT: usize = 202;
+    const HEAD_ROW: usize = 4 * HEAD_OUT / 2;
+    if n == HEAD_OUT
+        && x.len() == HEAD_PAIRS
+        && w.len() == HEAD_PAIRS * HEAD_OUT / 2
+        && b.len() >= n
+    {
+        let quads = n / 4;
+        acc.copy_from_slice(&b[..n]);
+        // SAFETY: 96 pairs in `x`; 96 rows of 101 words (404 bytes), of which words
+        // 0..100 are read by the 50 blocks; 200 values in `acc`.
+        unsafe {
+            blocks4_x2::<HEAD_PAIRS, HEAD_ROW>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), quads);
+        }
+        let mut v = [b[4 * quads], b[4 * quads + 1]];
+        // SAFETY: as above, word 2 quads = 100 < 101 of each row.
+        unsafe {
+            block2::<HEAD_PAIRS, 4, HEAD_ROW>(x.as_ptr(), w.as_ptr().add(2 * quads), &mut v);
+        }
+        acc[4 * quads..].copy_from_slice(&v);
+        return;
+    }
+    portable::dense(x, w, b, acc);
+}
+
+/// As [`super::portable::dense_tile_max`]: the 64 x 64 second layer, two slots at a
+/// time (each weight word is expanded once for both), four outputs at a time for an
+/// odd slot left over; the max-pool folded into each output pair's epilogue.
+pub fn dense_tile_max<const S: usize>(
+    tile: &Tile<S>,
+    n: usize,
+    w: &[u32],
+    b: &[i32],
+    pooled: &mut [i32; HIDDEN],
+) {
+    let (Ok(w), Ok(b)) = (
+        <&[u32; HP * HP]>::try_from(w),
+        <&[i32; HIDDEN]>::try_from(b),
+    ) else {
+        return portable::dense_tile_max(tile, n, w, b, pooled);
+    };
+    // The slots' pairs lie 4 S bytes apart; the assembly is written for the tile this
+    // target uses (two slots).
+    if S != 2 {
+        return portable::dense_tile_max(tile, n, w, b, pooled);
+    }
+    let n = n.min(S);
+    let base = tile.rows.as_ptr() as *const u32;
+    if n == 2 {
+        // SAFETY: 32 rows of two slots; 32 x 32 weight words; 64 biases and pooled.
+        unsafe { layer2_x2(base, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()) };
+    } else if n == 1 {
+        let mut v = *b;
+        // SAFETY: slot 0 of the 32 rows (stride 8 bytes); 32 weight rows of 32 words
+        // (16 blocks of two); 64 values in `v`.
+        unsafe { blocks4::<HP, 8, ROW64>(base, w.as_ptr(), v.as_mut_ptr(), HIDDEN / 4) };
+        for (p, vj) in pooled.iter_mut().zip(v) {
+            *p = (*p).max(vj);
+        }
+    }
+}
+
+/// As [`super::portable::normalize_tanh`], unrolled: per element `ADD`, `ASR`, `SSAT`,
+/// `SMULWB`, `SSAT`, `SMLABB`, `ASR`, `ADD`, `SSAT`, the table lookup (`ASR`, `LDR`),
+/// the interpolation (`AND`, `SMLABT`, `ADD`) and the loads and store: 18 instructions.
+#[inline(never)]
+pub fn normalize_tanh(
+    d: &[i32; HIDDEN],
+    h: u32,
+    inv: i32,
+    affine: &[u32; HIDDEN],
+    out: &mut [i16; HIDDEN],
+) {
+    // `ASR` by a register uses its low byte; h <= 16 by construction.
+    let half = (1i32 << h) >> 1;
+    // The table's middle entry: index t >> 6 runs over -512..=511 from here.
+    let mid = TANH_Q15[512..].as_ptr();
+    // SAFETY: 64 words read from `d` and `affine`, 64 halfwords written to `out`, one
+    // table word per element at an index in -512..=511 from the table's middle (t is
+    // saturated to 16 bits first), all by post-incremented pointers.
+    unsafe {
+        asm!(
+            ".rept 64",
+            "ldr {t}, [{pd}], #4",
+            "add {t}, {t}, {half}",
+            "asr {t}, {t}, {h}",
+            "ssat {t}, #16, {t}",
+            "smulwb {t}, {inv}, {t}",
+            "ssat {t}, #16, {t}",
+            "ldr {ab}, [{pa}], #4",
+            "smlabb {t}, {t}, {ab}, {rnd}",
+            "asr {t}, {t}, #12",
+            "add {t}, {t}, {ab}, asr #16",
+            "ssat {t}, #16, {t}",
+            "asr {u}, {t}, #6",
+            "ldr {u}, [{mid}, {u}, lsl #2]",
+            "and {t}, {t}, #63",
+            "smlabt {t}, {t}, {u}, {c32}",
+            "add {t}, {u}, {t}, lsr #6",
+            "strh {t}, [{po}], #2",
+            ".endr",
+            pd = inout(reg) d.as_ptr() => _,
+            pa = inout(reg) affine.as_ptr() => _,
+            po = inout(reg) out.as_mut_ptr() => _,
+            mid = in(reg) mid,
+            half = in(reg) half,
+            h = in(reg) h,
+            inv = in(reg) inv,
+            rnd = in(reg) 1i32 << (super::LN_FRAC_BITS - 1),
+            c32 = in(reg) 32,
+            t = out(reg) _,
+            u = out(reg) _,
+            ab = out(reg) _,
+            options(nostack),
+        );
+    }
+}
