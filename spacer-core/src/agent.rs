@@ -44,7 +44,8 @@ impl AgentKind {
     }
 
     /// The fixed (length, width) box whose corners measure token distances
-    /// (DESIGN.md: vehicle 4.8 x 2.0 m, cyclist 2.0 x 1.0, pedestrian 1.0 x 1.0).
+    /// (docs/design.md section 1.3: vehicle 4.8 x 2.0 m, cyclist 2.0 x 1.0, pedestrian
+    /// 1.0 x 1.0).
     #[inline]
     pub const fn token_box(self) -> (f32, f32) {
         match self {

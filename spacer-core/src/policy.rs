@@ -434,11 +434,12 @@ impl ParamLayout {
     }
 }
 
-/// Deterministic initialisation (DESIGN.md): orthogonal weights (gain √2 for the
-/// encoders and the fusion layer, 0.01 for the actor, 1 for the critic), zero biases,
-/// LayerNorm gain 1 and shift 0. Orthogonal means the rows (or, for tall matrices, the
-/// columns) of the `[out, in]` weight are orthonormal before the gain, as PyTorch's
-/// `orthogonal_`; the Gram-Schmidt runs in place, without scratch memory.
+/// Deterministic initialisation (docs/design.md section 1.4): orthogonal weights
+/// (gain √2 for the encoders and the fusion layer, 0.01 for the actor, 1 for the
+/// critic), zero biases, LayerNorm gain 1 and shift 0. Orthogonal means the rows (or,
+/// for tall matrices, the columns) of the `[out, in]` weight are orthonormal before the
+/// gain, as PyTorch's `orthogonal_`; the Gram-Schmidt runs in place, without scratch
+/// memory.
 ///
 /// # Errors
 /// [`PolicyError::BadDims`] / [`PolicyError::WrongParamCount`] for bad sizes.

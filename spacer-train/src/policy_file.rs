@@ -119,8 +119,8 @@ impl PolicyFile {
         Self::validated(words, len, origin)
     }
 
-    /// The deterministic initialisation for `seed` (orthogonal, DESIGN.md) with
-    /// `vocabulary`: what runs until a trained policy exists.
+    /// The deterministic initialisation for `seed` (orthogonal, docs/design.md
+    /// section 1.4) with `vocabulary`: what runs until a trained policy exists.
     pub fn initial(vocabulary: &Vocabulary, seed: u64) -> Self {
         let dims = PolicyDims {
             actions: vocabulary.len() as u16,

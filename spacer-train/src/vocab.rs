@@ -1,7 +1,7 @@
 //! Building the motion-token vocabulary from logs (k-disk clustering), storing it,
 //! and measuring how well it reproduces logged motion.
 //!
-//! # Clustering (DESIGN.md section 1)
+//! # Clustering (docs/design.md section 1.3)
 //!
 //! Every logged 0.2 s segment of every agent (steps `s, s+1, s+2` all valid, any `s`)
 //! is expressed in the agent's frame at step `s` and represented by the four corners
@@ -25,15 +25,15 @@
 //! (pedestrian 0.272 x, cyclist 0.430 x), so a token spans the same angular change of
 //! heading for every kind.
 //!
-//! **The default vehicle tolerance is 0.1 m, not DESIGN.md's "about 0.05 m"**, by
-//! measurement: clustering the 34 real training scenes (WOMD, GPUDrive JSON,
-//! INTERACTION windows) plus 200 synthetic ones, then encoding and decoding the logs
-//! of the 8 held-out real scenes, vehicle ADE / FDE was 0.0695 / 0.1073 m at 0.05 m,
-//! 0.0374 / 0.0525 m at 0.1 m, 0.0451 / 0.0607 m at 0.2 m, and 0.0538 / 0.0645 m for
-//! [`Vocabulary::kinematic_grid`]. At 0.05 m the 200 groups go to the dense slow
-//! motions and leave fast ones with too little heading resolution: the greedy
-//! closed-loop encoding of a 23 m/s curve then under-turns, falls behind and ends
-//! 19-50 m off (largest training error 31.7 m, against 1.6 m at 0.1 m).
+//! **The default vehicle tolerance is 0.1 m, not the "about 0.05 m" first planned**
+//! (docs/design.md section 1.3), by measurement: clustering the 34 real training scenes
+//! (WOMD, GPUDrive JSON, INTERACTION windows) plus 200 synthetic ones, then encoding
+//! and decoding the logs of the 8 held-out real scenes, vehicle ADE / FDE was 0.0695 /
+//! 0.1073 m at 0.05 m, 0.0374 / 0.0525 m at 0.1 m, 0.0451 / 0.0607 m at 0.2 m, and
+//! 0.0538 / 0.0645 m for [`Vocabulary::kinematic_grid`]. At 0.05 m the 200 groups go to
+//! the dense slow motions and leave fast ones with too little heading resolution: the
+//! greedy closed-loop encoding of a 23 m/s curve then under-turns, falls behind and
+//! ends 19-50 m off (largest training error 31.7 m, against 1.6 m at 0.1 m).
 //!
 //! **Coverage.** At a fixed tolerance, `k` groups may not reach every logged motion:
 //! the random seeds spend the tokens where motion is dense, and the rare fast or

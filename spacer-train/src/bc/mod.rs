@@ -1,7 +1,7 @@
 //! Behaviour cloning of the late-fusion policy from logged tokens.
 //!
-//! HR-PPO regularises PPO towards a behaviour-cloned policy of about twice the
-//! policy's size (docs/design.md section 1): [`LateFusion`] at width 128
+//! HR-PPO regularises PPO towards a behaviour-cloned policy of twice the
+//! policy's width (docs/design.md section 1.1): [`LateFusion`] at width 128
 //! (204,105 parameters at K = 200). The same code at width 64 gives a normal policy
 //! (65,289 parameters) exported as a weights blob ([`policy_file`]) that
 //! `spacer info --weights` and every policy consumer read.
@@ -12,7 +12,8 @@
 //! each acting agent contributes its observation and, as the target, the token that
 //! best moves it from its logged pose to its logged pose 0.2 s later
 //! ([`Vocabulary::nearest`], the one-step form of the tokenizer's encoding). Goal
-//! dropout and box scaling follow the [`SimConfig`] given (docs/design.md: dropout 0.5).
+//! dropout and box scaling follow the [`SimConfig`] given (docs/design.md section
+//! 1.2: dropout 0.5).
 //!
 //! **Training** ([`train`], on the [`crate::training::Run`] skeleton): cross entropy
 //! over the actor's logits (the critic is not trained), AdamW, cosine schedule with

@@ -1,4 +1,4 @@
-//! The trainable late-fusion policy network (GPUDrive's, docs/design.md section 1):
+//! The trainable late-fusion policy network (GPUDrive's, docs/design.md section 1.4):
 //! the function spacer-core's [`spacer_core::policy::Policy`] computes, in forms a
 //! learner can differentiate.
 //!

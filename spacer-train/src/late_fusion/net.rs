@@ -131,7 +131,7 @@ impl<B: Backend> LateFusion<B> {
     /// A freshly initialised network of encoder width `width` for `dims`: orthogonal
     /// weights (gain sqrt 2 for the encoders and the fusion layer, 0.01 for the
     /// actor, 1 for the critic), zero biases, LayerNorm gain 1 and shift 0, as
-    /// DESIGN.md says; deterministic for `seed`.
+    /// docs/design.md section 1.4 says; deterministic for `seed`.
     pub fn new(dims: PolicyDims, width: usize, seed: u64, device: &B::Device) -> Self {
         let g = std::f64::consts::SQRT_2;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

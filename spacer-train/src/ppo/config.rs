@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::{CollisionBehaviour, GoalBehaviour, SimConfig};
 
-/// What is optimised (docs/design.md section 1).
+/// What is optimised (docs/design.md section 1.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {

@@ -1,5 +1,5 @@
 //! Self-play PPO anchored to a reference model: SPACeR, and its baselines PPO and
-//! HR-PPO (docs/design.md section 1).
+//! HR-PPO (docs/design.md section 1.1).
 //!
 //! One update:
 //!

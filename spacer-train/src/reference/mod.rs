@@ -1,7 +1,7 @@
 //! The centralized reference motion model: a SMART / CAT-K style tokenized
 //! autoregressive decoder that sees the map and every agent's token history and
 //! outputs, for every agent at every 5 Hz decision step, a distribution over the same
-//! K motion tokens the policy uses (DESIGN.md section 1).
+//! K motion tokens the policy uses (docs/design.md section 1.5).
 //!
 //! - [`map`]: the road map as segment tokens with their kind, and traffic-light
 //!   states per decision step.

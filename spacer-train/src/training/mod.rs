@@ -3,7 +3,7 @@
 //! backend choice ([`backend`]), the learning-rate schedule, global gradient-norm
 //! clipping, label-smoothed cross entropy and finiteness checks.
 //!
-//! burn's `train` feature is not used (docs/design.md, toolchain notes): the loops in
+//! burn's `train` feature is not used (docs/design.md section 5): the loops in
 //! [`crate::bc`], [`crate::reference`] and [`crate::ppo`] are written by hand on these
 //! pieces.
 
