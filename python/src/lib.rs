@@ -23,7 +23,7 @@ mod wosac;
 /// content that cannot be trusted.
 pub(crate) fn data_err(e: DataError) -> PyErr {
     match &e {
-        DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+        DataError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(e.to_string())
         }
         DataError::Io { .. } => PyOSError::new_err(e.to_string()),

@@ -6,12 +6,15 @@
 //!    without real scenes, generated validation and held-out scenes stand in.
 //! 2. The vocabulary, built from the training scenes (cached).
 //! 3. A behaviour-cloned policy (the imitation baseline, width 64).
-//! 4. A short `nano` reference model (the anchor).
-//! 5. Every agent rolled out on the held-out scenes and scored with the WOSAC 2025
-//!    metrics: table, JSON, chart, and a render of one rollout.
+//! 4. A short `nano` reference model (the anchor): teacher forcing, a short
+//!    closed-loop fine-tuning, sampling chosen on the validation split.
+//! 5. A SPACeR policy: self-play PPO anchored to that reference (the `cpu-demo`
+//!    configuration).
+//! 6. Every agent rolled out on the held-out scenes and scored with the WOSAC 2025
+//!    metrics: table, JSON, chart, and renders of one rollout.
 //!
 //! Each stage is the library function its own command runs (`spacer vocab build`,
-//! `spacer bc`, `spacer train-ref`, `spacer eval`), so any stage can be rerun alone at
+//! `spacer bc`, `spacer train-ref`, `spacer train`, `spacer eval`), so any stage can be rerun alone at
 //! full size.
 
 use std::path::PathBuf;
@@ -37,8 +40,15 @@ pub struct DemoConfig {
     pub synthetic: usize,
     /// Behaviour-cloning steps.
     pub bc_steps: usize,
-    /// Reference-model steps.
+    /// Reference-model steps (teacher forcing).
     pub reference_steps: usize,
+    /// Reference-model closed-loop fine-tuning steps (0: none).
+    pub closed_loop_steps: usize,
+    /// Choose the reference's sampling on the validation split (else temperature 1,
+    /// top-40).
+    pub sampling_search: bool,
+    /// SPACeR training budget in 10 Hz agent-steps (0: no SPACeR policy).
+    pub spacer_steps: u64,
     /// Rollouts per held-out scene.
     pub rollouts: usize,
     /// Seed of everything.
@@ -54,6 +64,9 @@ impl Default for DemoConfig {
             synthetic: 200,
             bc_steps: 300,
             reference_steps: 300,
+            closed_loop_steps: 60,
+            sampling_search: true,
+            spacer_steps: 600_000,
             rollouts: 8,
             seed: 1,
             out: PathBuf::from("out/demo"),
@@ -89,6 +102,19 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<Dem
     recipe.train.steps = config.reference_steps;
     recipe.train.eval_every = (config.reference_steps / 3).max(1);
     recipe.train.seed = config.seed;
+    recipe.closed_loop = (config.closed_loop_steps > 0).then(|| {
+        let mut c = crate::reference::catk::CatkConfig::for_model("nano");
+        c.steps = config.closed_loop_steps;
+        c.eval_every = config.closed_loop_steps.div_ceil(c.rollout_every) * c.rollout_every;
+        c.seed = config.seed;
+        c
+    });
+    if !config.sampling_search {
+        recipe.sampling = None;
+    }
+    if let Some(search) = &mut recipe.sampling {
+        search.rollouts = 4;
+    }
     let (vocab, source) = recipe_vocabulary(&recipe, &dataset, out)?;
     log(&format!("vocabulary: {source:?}"));
 
@@ -139,15 +165,47 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<Dem
         r.train.heldout.accuracy, r.train.heldout.nll, r.train.baselines.repeat_last_motion
     ));
 
-    let specs: Vec<AgentSpec> = [
+    log(&format!(
+        "  sampling chosen on the validation split: temperature {:.2}, top-{}",
+        r.sampling.temperature, r.sampling.top_k
+    ));
+
+    let mut specs = vec![
         format!("bc=policy:{}", bc_blob.display()),
         format!("reference=ref:{}", r.checkpoint.display()),
-        "const-vel".into(),
-        "log".into(),
-    ]
-    .iter()
-    .map(|s| s.parse())
-    .collect::<Result<_, _>>()?;
+    ];
+    if config.spacer_steps > 0 {
+        let mut ppo = crate::ppo::PpoConfig::resolve("cpu-demo")?;
+        ppo.run.agent_steps = config.spacer_steps;
+        ppo.run.seed = config.seed;
+        let dir = out.join("spacer");
+        log(&format!(
+            "SPACeR: cpu-demo, {} agent-steps -> {}",
+            ppo.run.agent_steps,
+            dir.display()
+        ));
+        let files = crate::ppo::AnchorFiles {
+            reference: Some(r.checkpoint.clone()),
+            bc: None,
+            vocab: None,
+        };
+        let p = crate::ppo::train_with_files(
+            &ppo,
+            &files,
+            &dataset,
+            &RunOptions::new(&dir),
+            DeviceKind::Cpu,
+        )?;
+        log(&format!(
+            "  {} updates, {:.0} agent-steps/s",
+            p.updates,
+            p.agent_steps as f64 / p.timing.total().max(1e-9)
+        ));
+        specs.insert(0, format!("spacer=policy:{}", p.policy.display()));
+    }
+    specs.push("const-vel".into());
+    specs.push("log".into());
+    let specs: Vec<AgentSpec> = specs.iter().map(|s| s.parse()).collect::<Result<_, _>>()?;
     let scenes: Vec<Arc<Scene>> = dataset.held_out.iter().cloned().map(Arc::new).collect();
     let eval = EvalConfig::new(
         MetricsConfig::challenge_2025()?,
@@ -181,9 +239,14 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<Dem
         },
     )?;
     if let Some(scene) = scenes.first() {
-        let path = out.join("bc-rollout.png");
-        render_rollout(scene, &specs[0], &options, eval.sim, config.seed, &path)?;
-        files.push(path);
+        for spec in specs
+            .iter()
+            .filter(|s| s.name == "spacer" || s.name == "bc")
+        {
+            let path = out.join(format!("{}-rollout.png", spec.name));
+            render_rollout(scene, spec, &options, eval.sim, config.seed, &path)?;
+            files.push(path);
+        }
     }
     Ok(DemoReport {
         results,
@@ -217,4 +280,45 @@ fn render_rollout(
         render_to_file(&drawn, &options, path)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole demo, tiny, on generated scenes only (no data directory).
+    #[test]
+    fn the_demo_runs_without_real_scenes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DemoConfig {
+            scenes: Vec::new(),
+            synthetic: 6,
+            bc_steps: 2,
+            reference_steps: 2,
+            closed_loop_steps: 0,
+            sampling_search: false,
+            spacer_steps: 1,
+            rollouts: 1,
+            seed: 3,
+            out: dir.path().to_path_buf(),
+        };
+        let mut lines = Vec::new();
+        let report = run(&config, &mut |l| lines.push(l.to_string())).unwrap();
+        let names: Vec<&str> = report.results.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["spacer", "bc", "reference", "const-vel", "log"]);
+        for f in [
+            "heldout.json",
+            "heldout.png",
+            "spacer/policy.spw",
+            "bc/policy.spw",
+        ] {
+            assert!(dir.path().join(f).is_file(), "{f} missing; log: {lines:?}");
+        }
+        assert!(
+            report
+                .files
+                .iter()
+                .any(|f| f.ends_with("spacer-rollout.png"))
+        );
+    }
 }

@@ -22,6 +22,16 @@ pub struct DemoArgs {
     /// Reference-model (`nano`) steps.
     #[arg(long, default_value_t = 300)]
     pub reference_steps: usize,
+    /// Reference-model closed-loop fine-tuning steps (0: none).
+    #[arg(long, default_value_t = 60)]
+    pub closed_loop_steps: usize,
+    /// Keep the reference's sampling at temperature 1 / top-40 instead of choosing
+    /// it on the validation split.
+    #[arg(long)]
+    pub no_sampling_search: bool,
+    /// SPACeR training budget in 10 Hz agent-steps (0: skip the SPACeR policy).
+    #[arg(long, default_value_t = 600_000)]
+    pub spacer_steps: u64,
     /// Rollouts per held-out scene.
     #[arg(long, default_value_t = 8)]
     pub rollouts: usize,
@@ -49,6 +59,9 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         synthetic: a.synthetic,
         bc_steps: a.bc_steps,
         reference_steps: a.reference_steps,
+        closed_loop_steps: a.closed_loop_steps,
+        sampling_search: !a.no_sampling_search,
+        spacer_steps: a.spacer_steps,
         rollouts: a.rollouts,
         seed: a.seed,
         out: a.out,
