@@ -134,10 +134,10 @@ def test_bad_rollouts_raise_errors_that_say_what_is_wrong(data, womd_scene, tmp_
     # NaN and infinity, named with the object and step.
     xn = x.copy()
     xn[2, 7, 11] = np.nan
-    bad(r"rollout 2, trajectory 7 \(object 1604\): x\[11\] is not finite", ids, xn, y, z, h)
+    bad(r"rollout 2, trajectory 7 \(object 1604\): x\[11\] = NaN is not finite", ids, xn, y, z, h)
     hi = h.copy()
     hi[0, 0, 0] = np.inf
-    bad(r"heading\[0\] is not finite", ids, x, y, z, hi)
+    bad(r"heading\[0\] = -?inf is not finite", ids, x, y, z, hi)
     # Shapes.
     bad(r"x must be \[n_rollouts, n_objects, n_steps\]; it has shape \(50, 80\)", ids, x[0], y[0], z[0], h[0])
     bad(r"y has shape \(32, 50, 79\), x has \(32, 50, 80\)", ids, x, y[:, :, 1:], z, h)
