@@ -41,7 +41,7 @@
 //! `SXTB16` of a word then gives output `2q`'s weight pair and `SXTB16 ROR 8` output
 //! `2q + 1`'s, ready for `SMLAD` against a word holding two int16 inputs.
 //!
-//! Validation ([`QuantNet::new`]) bounds every sum so that nothing overflows 32 bits
+//! Validation (`QuantNet::new`) bounds every sum so that nothing overflows 32 bits
 //! (or 64 where stated) for *any* observation: the forward pass cannot fail or panic.
 
 mod tanh_table;

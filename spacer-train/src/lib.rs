@@ -16,7 +16,7 @@
 //! - [`eval`]: closed-loop evaluation with the WOSAC metrics, and the one registry of
 //!   sim agents.
 //! - [`training`]: the run skeleton and what every training loop shares.
-//! - [`env`]: the simulator as a vector environment (tokens in; observations, the
+//! - [`env`](mod@env): the simulator as a vector environment (tokens in; observations, the
 //!   trainer's rewards, done flags and events out), what the Python package wraps.
 //! - [`demo`]: the main job on embedded defaults.
 //! - [`limits`]: the documented limits on sizes and numbers of everything read.

@@ -5,7 +5,7 @@
 //! - **Packed observations** ([`PackedBatch`]): only the occupied partner and road
 //!   slots are stored, plus one flag per pooled encoder saying whether some slot was
 //!   empty. An empty (all-zero) slot encodes to the same vector whatever the sample,
-//!   so it is computed once per parameter state ([`EmptyEncodings`]), exactly as the
+//!   so it is computed once per parameter state (`Empty`), exactly as the
 //!   core does once per load.
 //! - **Sparse max-pool gradients**: the gradient of a max-pool reaches, per channel,
 //!   only the slot that won it; so the backward pass recomputes and differentiates at

@@ -24,7 +24,7 @@
 //!    `beta * KL(pi_theta || pi_anchor)` (exact over the K tokens), global gradient
 //!    clipping, Adam. The native CPU learner (or burn, on CUDA); afterwards the core
 //!    acts with exactly the new parameters.
-//! 5. **Bookkeeping** ([`train`]): curves (CSV + PNG), a held-out WOSAC evaluation
+//! 5. **Bookkeeping** ([`train`](mod@train)): curves (CSV + PNG), a held-out WOSAC evaluation
 //!    every `run.eval_every` updates, an atomic checkpoint every
 //!    `run.checkpoint_every`; a run resumed after a crash continues exactly (every
 //!    random draw is a function of the seed and the update number). The result is
