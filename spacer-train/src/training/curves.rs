@@ -19,7 +19,7 @@ pub struct Curves {
 }
 
 /// One panel of the plot: a title and the series (by name) drawn in it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Panel<'a> {
     /// Title, drawn above the panel.
     pub title: &'a str,
@@ -102,21 +102,25 @@ impl Curves {
         crate::fsutil::write_atomic(path, &png)
     }
 
-    /// Draws the panels side by side.
+    /// Draws the panels in rows of at most three.
     pub fn render(&self, panels: &[Panel<'_>]) -> Option<Pixmap> {
         const W: f32 = 420.0;
         const H: f32 = 300.0;
-        let n = panels.len().max(1) as f32;
-        let mut pm = Pixmap::new((W * n) as u32, H as u32)?;
+        let n = panels.len().max(1);
+        let cols = n.min(3);
+        let rows = n.div_ceil(cols);
+        let mut pm = Pixmap::new((W * cols as f32) as u32, (H * rows as f32) as u32)?;
         pm.fill(Color::WHITE);
         for (i, panel) in panels.iter().enumerate() {
-            self.draw_panel(&mut pm, panel, W * i as f32, W, H);
+            let (x0, y0) = (W * (i % cols) as f32, H * (i / cols) as f32);
+            self.draw_panel(&mut pm, panel, (x0, y0), W, H);
         }
         Some(pm)
     }
 
-    fn draw_panel(&self, pm: &mut Pixmap, panel: &Panel<'_>, x0: f32, w: f32, h: f32) {
-        let (left, right, top, bottom) = (x0 + 62.0, x0 + w - 14.0, 28.0, h - 34.0);
+    fn draw_panel(&self, pm: &mut Pixmap, panel: &Panel<'_>, origin: (f32, f32), w: f32, h: f32) {
+        let (x0, y0) = origin;
+        let (left, right, top, bottom) = (x0 + 62.0, x0 + w - 14.0, y0 + 28.0, y0 + h - 34.0);
         let data: Vec<Vec<(f64, f64)>> = panel.series.iter().map(|s| self.series(s)).collect();
         let all = data.iter().flatten();
         let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -160,7 +164,13 @@ impl Curves {
         }
         line(pm, left, bottom, right, bottom, black, 1.5);
         line(pm, left, top, left, bottom, black, 1.5);
-        text(pm, left, 8.0, panel.title, black, 2.0);
+        // The title at double size when it fits the panel, else at the font's size.
+        let scale = if 12.0 * panel.title.len() as f32 <= w - 70.0 {
+            2.0
+        } else {
+            1.0
+        };
+        text(pm, left, y0 + 8.0, panel.title, black, scale);
         text(pm, right - 24.0, bottom + 20.0, "step", black, 1.0);
         for (k, pts) in data.iter().enumerate() {
             let c = palette(k);
@@ -276,6 +286,9 @@ mod tests {
         }];
         let pm = c.render(&panels).unwrap();
         assert_eq!((pm.width(), pm.height()), (420, 300));
+        // Four panels: rows of three.
+        let four = c.render(&[panels[0]; 4]).unwrap();
+        assert_eq!((four.width(), four.height()), (1260, 600));
         // Something other than white was drawn.
         assert!(pm.pixels().iter().any(|p| p.red() < 100));
         let dir = tempfile::tempdir().unwrap();
