@@ -31,7 +31,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The main job on the shipped and generated scenes: vocabulary, cloned policy,
-    /// reference model, and every agent scored closed loop on the held-out scenes.
+    /// reference model, SPACeR policy, and every agent scored closed loop on the
+    /// held-out scenes.
     Demo(demo::DemoArgs),
     /// Print the policy architecture and its parameter count.
     Info(info::InfoArgs),
