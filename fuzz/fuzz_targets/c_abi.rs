@@ -52,10 +52,6 @@ fn float(u: &mut Unstructured) -> Result<f32> {
     })
 }
 
-fn floats(u: &mut Unstructured, n: usize) -> Result<Vec<f32>> {
-    (0..n).map(|_| float(u)).collect()
-}
-
 /// A buffer's pointer as passed: usually the buffer, sometimes null or misaligned
 /// (one byte in: the library checks alignment before reading).
 fn ptr<T>(u: &mut Unstructured, p: *mut T) -> Result<*mut T> {

@@ -1,5 +1,8 @@
 //! One small synthetic scene and valid rollouts for it, shared by the metrics targets.
 
+// Each target uses part of it.
+#![allow(dead_code)]
+
 use std::sync::OnceLock;
 
 use spacer_train::metrics::{
