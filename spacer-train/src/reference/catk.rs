@@ -33,20 +33,17 @@ use super::graph::{WorldInput, build_graph};
 use super::map::MapTokens;
 use super::model::{GraphTensors, ReferenceNet};
 use super::native::NativeReference;
-use super::train::{EvalStats, RefSplits, TrainError, evaluate};
+use super::train::{EvalStats, RefSplits, TrainError, evaluate, restore, save};
 use super::{CHECKPOINT_KIND, PreparedScene, ReferenceConfig, ReferenceModel, crop_agents};
-use crate::error::DataError;
 use crate::scenario::dataset::{Drawn, SceneSampler};
 use crate::sim::{
     Action, DecisionBatch, RowIndex, SceneIndex, SimAgent, SimConfig, SimError, Simulator, World,
     derive_seed,
 };
 use crate::tokenized::{TokenizedAgent, logged_pose};
-use crate::training::checkpoint::{record_from_bytes, record_to_bytes};
 use crate::training::curves::Panel;
 use crate::training::{
-    CosineSchedule, Run, RunError, RunOptions, RunSpec, clip_global_norm, module_is_finite,
-    smoothed_cross_entropy,
+    CosineSchedule, Run, RunOptions, RunSpec, clip_global_norm, smoothed_cross_entropy,
 };
 
 /// CAT-K fine-tuning settings.
@@ -426,14 +423,9 @@ pub fn fine_tune<B: AutodiffBackend>(
         .init::<B, ReferenceNet<B>>();
     if let Some(r) = &resumed {
         let path = run.checkpoint_path().to_path_buf();
-        let loaded = ReferenceModel::<B>::from_checkpoint(&r.checkpoint, &path, device)?;
+        let loaded;
+        (loaded, optim) = restore(&r.checkpoint, &path, optim, device)?;
         net = loaded.net;
-        if !r.checkpoint.optimizer.is_empty() {
-            let rec = record_from_bytes::<B, _>(&r.checkpoint.optimizer, device).map_err(|e| {
-                DataError::invalid(&path, crate::error::Location::field(None, "optimizer"), e)
-            })?;
-            optim = optim.load_record(rec);
-        }
     }
     let schedule = CosineSchedule {
         peak: cfg.lr,
@@ -572,12 +564,6 @@ pub fn fine_tune<B: AutodiffBackend>(
             }
             run.record(&row);
             (loss_sum, acc_sum, count) = (0.0, 0.0, 0);
-            if !module_is_finite(&net) {
-                return Err(RunError::NonFinite {
-                    what: "the reference model".into(),
-                }
-                .into());
-            }
             let m = ReferenceModel::<B> {
                 net: net.clone(),
                 config: config.clone(),
@@ -586,12 +572,7 @@ pub fn fine_tune<B: AutodiffBackend>(
                 sampling: start.sampling,
                 native: None,
             };
-            let ck = m
-                .to_checkpoint(run.step(), String::new())
-                .map_err(TrainError::Config)?;
-            let optim_bytes =
-                record_to_bytes::<B, _>(optim.to_record()).map_err(TrainError::Config)?;
-            run.save(ck.config, ck.model, optim_bytes, &(), ck.files)?;
+            save(&mut run, &m, &optim)?;
             // The next step starts a new rollout window from the saved model.
             pool.clear();
         }

@@ -490,7 +490,8 @@ pub fn train<B: AutodiffBackend>(
         .init::<B, ReferenceNet<B>>();
     if let Some(r) = &resumed {
         let path = run.checkpoint_path().to_path_buf();
-        let loaded = ReferenceModel::<B>::from_checkpoint(&r.checkpoint, &path, device)?;
+        let loaded;
+        (loaded, optim) = restore(&r.checkpoint, &path, optim, device)?;
         if loaded.vocab != *vocab {
             return Err(TrainError::Config(format!(
                 "{} uses another vocabulary",
@@ -498,12 +499,6 @@ pub fn train<B: AutodiffBackend>(
             )));
         }
         model.net = loaded.net;
-        if !r.checkpoint.optimizer.is_empty() {
-            let rec = record_from_bytes::<B, _>(&r.checkpoint.optimizer, device).map_err(|e| {
-                DataError::invalid(&path, crate::error::Location::field(None, "optimizer"), e)
-            })?;
-            optim = optim.load_record(rec);
-        }
     }
     let params = model.num_params();
     let schedule = tc.schedule();
@@ -617,18 +612,7 @@ pub fn train<B: AutodiffBackend>(
                 row.push(("constvel_accuracy", base.constant_velocity));
             }
             run.record(&row);
-            if !module_is_finite(&model.net) {
-                return Err(RunError::NonFinite {
-                    what: "the reference model".into(),
-                }
-                .into());
-            }
-            let optim_bytes =
-                record_to_bytes::<B, _>(optim.to_record()).map_err(TrainError::Config)?;
-            let ck = model
-                .to_checkpoint(run.step(), String::new())
-                .map_err(TrainError::Config)?;
-            run.save(ck.config, ck.model, optim_bytes, &(), ck.files)?;
+            save(&mut run, &model, &optim)?;
             eval_seconds += t2.elapsed().as_secs_f64();
         }
     }
@@ -659,4 +643,49 @@ impl<E: burn::tensor::ElementConversion> ElemF64 for E {
     fn elem_f64(self) -> f64 {
         self.elem::<f64>()
     }
+}
+
+/// The model of a resumed run's `checkpoint` (read from `path`), and `optim` with the
+/// optimizer state it holds (teacher forcing and closed-loop fine-tuning share it).
+///
+/// # Errors
+/// [`TrainError`] naming `path` when the model or the optimizer state is unreadable.
+pub(super) fn restore<B: AutodiffBackend, O: Optimizer<ReferenceNet<B>, B>>(
+    checkpoint: &crate::training::checkpoint::Checkpoint,
+    path: &std::path::Path,
+    mut optim: O,
+    device: &B::Device,
+) -> Result<(ReferenceModel<B>, O), TrainError> {
+    let loaded = ReferenceModel::<B>::from_checkpoint(checkpoint, path, device)?;
+    if !checkpoint.optimizer.is_empty() {
+        let rec = record_from_bytes::<B, _>(&checkpoint.optimizer, device).map_err(|e| {
+            DataError::invalid(path, crate::error::Location::field(None, "optimizer"), e)
+        })?;
+        optim = optim.load_record(rec);
+    }
+    Ok((loaded, optim))
+}
+
+/// Saves `model` and `optim`'s state as `run`'s checkpoint, refusing a non-finite
+/// model (teacher forcing and closed-loop fine-tuning share it).
+///
+/// # Errors
+/// [`TrainError`] for a non-finite model or an unwritable checkpoint.
+pub(super) fn save<B: AutodiffBackend, O: Optimizer<ReferenceNet<B>, B>>(
+    run: &mut Run,
+    model: &ReferenceModel<B>,
+    optim: &O,
+) -> Result<(), TrainError> {
+    if !module_is_finite(&model.net) {
+        return Err(RunError::NonFinite {
+            what: "the reference model".into(),
+        }
+        .into());
+    }
+    let optim_bytes = record_to_bytes::<B, _>(optim.to_record()).map_err(TrainError::Config)?;
+    let ck = model
+        .to_checkpoint(run.step(), String::new())
+        .map_err(TrainError::Config)?;
+    run.save(ck.config, ck.model, optim_bytes, &(), ck.files)?;
+    Ok(())
 }
