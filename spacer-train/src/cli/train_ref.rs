@@ -195,6 +195,10 @@ fn summary(recipe: &Recipe, report: &RecipeReport) {
         b.random,
         b.future_random
     );
+    println!(
+        "held-out baseline NLL (probability on the guess fitted, the rest spread evenly): repeating the last motion {:.4}, constant velocity {:.4}",
+        b.repeat_last_motion_nll, b.constant_velocity_nll
+    );
     println!("teacher-forced checkpoint {}", r.checkpoint.display());
     if let Some(c) = &report.closed_loop {
         println!(

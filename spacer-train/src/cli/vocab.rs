@@ -29,6 +29,20 @@ pub enum VocabCommand {
     Build(BuildArgs),
     /// Tokenization error of a vocabulary on logged scenes.
     Eval(EvalArgs),
+    /// Writes the data-free kinematic grid (speed x turn rate) as a vocabulary file,
+    /// for ablations against a built vocabulary.
+    Grid(GridArgs),
+}
+
+/// Arguments of `spacer vocab grid`.
+#[derive(Debug, Args)]
+pub struct GridArgs {
+    /// Tokens per agent type.
+    #[arg(long, default_value_t = 200)]
+    pub k: usize,
+    /// Output file.
+    #[arg(long, default_value = "vocab-grid.postcard")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `spacer vocab build`.
@@ -75,7 +89,19 @@ pub fn run(args: VocabArgs) -> anyhow::Result<()> {
     match args.command {
         VocabCommand::Build(a) => build(a),
         VocabCommand::Eval(a) => eval(a),
+        VocabCommand::Grid(a) => grid(a),
     }
+}
+
+fn grid(a: GridArgs) -> anyhow::Result<()> {
+    let v = Vocabulary::kinematic_grid(a.k).map_err(|e| anyhow::anyhow!("--k {}: {e}", a.k))?;
+    write_vocabulary(&a.out, &v)?;
+    println!(
+        "vocabulary: the kinematic grid, {} tokens per type (not built from data) -> {}",
+        a.k,
+        a.out.display()
+    );
+    Ok(())
 }
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
@@ -208,5 +234,20 @@ mod tests {
         let e = format!("{:#}", run(build_args(data, out.clone())).unwrap_err());
         assert!(e.contains("no training scenes"), "{e}");
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn grid_writes_the_kinematic_grid_and_refuses_a_bad_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("grid.postcard");
+        grid(GridArgs {
+            k: 200,
+            out: out.clone(),
+        })
+        .unwrap();
+        let v = read_vocabulary(&out).unwrap();
+        assert_eq!(v, Vocabulary::kinematic_grid(200).unwrap());
+        let e = grid(GridArgs { k: 0, out }).unwrap_err().to_string();
+        assert!(e.contains("--k 0"), "{e}");
     }
 }

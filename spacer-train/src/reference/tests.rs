@@ -3,7 +3,7 @@ use crate::scenario::{LaneType, MapFeature, MapFeatureKind, MapPoint, ObjectType
 use crate::tokenized::tests::{scene_of, straight_track};
 use crate::training::{Cpu, CpuTrain};
 use std::sync::Arc;
-use train::{TrainConfig, baselines, evaluate};
+use train::{TrainConfig, baselines, evaluate, floor_nll};
 
 /// Three vehicles and a pedestrian near a lane.
 pub(crate) fn small_scene(id: &str, speed: f32) -> Scene {
@@ -215,6 +215,10 @@ fn tiny_training_learns_resumes_and_reloads() {
     let b = baselines(&held, &v, 0);
     assert!(b.constant_velocity > 0.9 && b.random < 0.1, "{b:?}");
     assert!(b.repeat_last_motion > 0.9, "{b:?}");
+    assert_eq!(
+        b.repeat_last_motion_nll,
+        floor_nll(b.repeat_last_motion, v.len())
+    );
     // The anchor prior: before any training the model already predicts the motion
     // it sees continuing (nearly all held-out targets but the first, which has no
     // earlier pose).
@@ -342,4 +346,19 @@ fn closed_loop_fine_tuning_trains_on_rollouts_and_resumes() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("eval_every"), "{e}");
+}
+
+#[test]
+fn the_floor_nll_is_that_of_the_best_fitted_guess_distribution() {
+    // Always right: no loss; never right: the rest spread over k - 1 tokens.
+    assert_eq!(floor_nll(1.0, 200), 0.0);
+    assert!((floor_nll(0.0, 200) - 199f64.ln()).abs() < 1e-12);
+    // Right on 0.787 of 200-token targets: 1.645 nats (the README's baseline).
+    let f = floor_nll(0.787, 200);
+    assert!((f - 1.645).abs() < 5e-4, "{f}");
+    // p = accuracy is the best p: any other p costs more.
+    let nll = |a: f64, p: f64| -(a * p.ln() + (1.0 - a) * ((1.0 - p) / 199.0).ln());
+    for p in [0.5, 0.7, 0.78, 0.8, 0.9] {
+        assert!(nll(0.787, p) >= f - 1e-12, "p {p}");
+    }
 }

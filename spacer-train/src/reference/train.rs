@@ -196,6 +196,26 @@ pub struct Baselines {
     pub future_random: f64,
     /// Repeating the last motion, from [`FIRST_FUTURE_STEP`] on.
     pub future_repeat_last_motion: f64,
+    /// The NLL (nats) of "repeat the last motion" made a distribution: probability
+    /// `p` on its token and `1 - p` spread evenly over the other tokens, `p` fitted on
+    /// these very targets (`p` = its accuracy, the best such `p`;
+    /// [`floor_nll`]). A model that only learned the anchor cannot do better.
+    #[serde(default)]
+    pub repeat_last_motion_nll: f64,
+    /// Constant velocity made a distribution the same way.
+    #[serde(default)]
+    pub constant_velocity_nll: f64,
+}
+
+/// The mean NLL (nats) on targets of a predictor that puts probability `accuracy` on
+/// its one guess and spreads the rest evenly over the other `k - 1` tokens: the
+/// best NLL any distribution of that shape reaches when the guess is right on a
+/// share `accuracy` of the targets.
+pub fn floor_nll(accuracy: f64, k: usize) -> f64 {
+    let a = accuracy.clamp(0.0, 1.0);
+    let rest = (k.max(2) - 1) as f64;
+    let term = |w: f64, p: f64| if w > 0.0 { -w * p.ln() } else { 0.0 };
+    term(a, a) + term(1.0 - a, (1.0 - a) / rest)
 }
 
 /// What a training run did.
@@ -362,6 +382,8 @@ pub fn baselines(scenes: &[PreparedScene], vocab: &Vocabulary, seed: u64) -> Bas
     }
     let d = |a: usize, b: usize| if b > 0 { a as f64 / b as f64 } else { 0.0 };
     Baselines {
+        repeat_last_motion_nll: floor_nll(d(hits[3], n), k),
+        constant_velocity_nll: floor_nll(d(hits[0], n), k),
         targets: n,
         constant_velocity: d(hits[0], n),
         last_token: d(hits[1], n),
