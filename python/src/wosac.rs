@@ -9,7 +9,7 @@ use numpy::{
     AllowTypeChange, PyArray1, PyArrayLike1, PyArrayLikeDyn, PyArrayMethods, PyReadonlyArray1,
     PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use rayon::prelude::*;
@@ -25,153 +25,20 @@ use spacer_train::scenario;
 use crate::scenes::Scene;
 use crate::{contiguous, data_err, shape_str, value_err, with_threads};
 
-/// The leaderboard's buckets (the official `SimAgentsBucketedMetrics`).
-#[pyclass(frozen, get_all, module = "spacer.wosac", name = "BucketedScores")]
+/// The value of the field `name` among `fields`, or Python's `AttributeError`.
+fn attribute(fields: &[(&'static str, f64)], owner: &str, name: &str) -> PyResult<f64> {
+    fields
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| PyAttributeError::new_err(format!("{owner} has no field {name:?}")))
+}
+
+/// The leaderboard's buckets (the official `SimAgentsBucketedMetrics`); each field is
+/// an attribute by its proto name (`realism_meta_metric`, `min_ade`, ...).
+#[pyclass(frozen, module = "spacer.wosac", name = "BucketedScores")]
 pub struct Bucketed {
-    realism_meta_metric: f64,
-    kinematic_metrics: f64,
-    interactive_metrics: f64,
-    map_based_metrics: f64,
-    min_ade: f64,
-    simulated_collision_rate: f64,
-    simulated_offroad_rate: f64,
-    simulated_traffic_light_violation_rate: f64,
-}
-
-/// One scene's scores (the official `SimAgentMetrics`, fields by their proto names)
-/// and their buckets.
-#[pyclass(frozen, get_all, module = "spacer.wosac", name = "Scores")]
-pub struct Scores {
-    scenario_id: Option<String>,
-    metametric: f64,
-    average_displacement_error: f64,
-    min_average_displacement_error: f64,
-    linear_speed_likelihood: f64,
-    linear_acceleration_likelihood: f64,
-    angular_speed_likelihood: f64,
-    angular_acceleration_likelihood: f64,
-    distance_to_nearest_object_likelihood: f64,
-    collision_indication_likelihood: f64,
-    time_to_collision_likelihood: f64,
-    distance_to_road_edge_likelihood: f64,
-    offroad_indication_likelihood: f64,
-    traffic_light_violation_likelihood: f64,
-    simulated_collision_rate: f64,
-    simulated_offroad_rate: f64,
-    simulated_traffic_light_violation_rate: f64,
-    bucketed: Py<Bucketed>,
-}
-
-impl Scores {
-    pub(crate) fn new(py: Python<'_>, s: &SceneScores) -> PyResult<Self> {
-        let m: &SimAgentMetrics = &s.metrics;
-        let b: &SimAgentsBucketedMetrics = &s.bucketed;
-        Ok(Self {
-            scenario_id: m.scenario_id.clone(),
-            metametric: m.metametric,
-            average_displacement_error: m.average_displacement_error,
-            min_average_displacement_error: m.min_average_displacement_error,
-            linear_speed_likelihood: m.linear_speed_likelihood,
-            linear_acceleration_likelihood: m.linear_acceleration_likelihood,
-            angular_speed_likelihood: m.angular_speed_likelihood,
-            angular_acceleration_likelihood: m.angular_acceleration_likelihood,
-            distance_to_nearest_object_likelihood: m.distance_to_nearest_object_likelihood,
-            collision_indication_likelihood: m.collision_indication_likelihood,
-            time_to_collision_likelihood: m.time_to_collision_likelihood,
-            distance_to_road_edge_likelihood: m.distance_to_road_edge_likelihood,
-            offroad_indication_likelihood: m.offroad_indication_likelihood,
-            traffic_light_violation_likelihood: m.traffic_light_violation_likelihood,
-            simulated_collision_rate: m.simulated_collision_rate,
-            simulated_offroad_rate: m.simulated_offroad_rate,
-            simulated_traffic_light_violation_rate: m.simulated_traffic_light_violation_rate,
-            bucketed: Py::new(
-                py,
-                Bucketed {
-                    realism_meta_metric: b.realism_meta_metric,
-                    kinematic_metrics: b.kinematic_metrics,
-                    interactive_metrics: b.interactive_metrics,
-                    map_based_metrics: b.map_based_metrics,
-                    min_ade: b.min_ade,
-                    simulated_collision_rate: b.simulated_collision_rate,
-                    simulated_offroad_rate: b.simulated_offroad_rate,
-                    simulated_traffic_light_violation_rate: b
-                        .simulated_traffic_light_violation_rate,
-                },
-            )?,
-        })
-    }
-
-    fn metrics(&self) -> [(&'static str, f64); 16] {
-        [
-            ("metametric", self.metametric),
-            (
-                "average_displacement_error",
-                self.average_displacement_error,
-            ),
-            (
-                "min_average_displacement_error",
-                self.min_average_displacement_error,
-            ),
-            ("linear_speed_likelihood", self.linear_speed_likelihood),
-            (
-                "linear_acceleration_likelihood",
-                self.linear_acceleration_likelihood,
-            ),
-            ("angular_speed_likelihood", self.angular_speed_likelihood),
-            (
-                "angular_acceleration_likelihood",
-                self.angular_acceleration_likelihood,
-            ),
-            (
-                "distance_to_nearest_object_likelihood",
-                self.distance_to_nearest_object_likelihood,
-            ),
-            (
-                "collision_indication_likelihood",
-                self.collision_indication_likelihood,
-            ),
-            (
-                "time_to_collision_likelihood",
-                self.time_to_collision_likelihood,
-            ),
-            (
-                "distance_to_road_edge_likelihood",
-                self.distance_to_road_edge_likelihood,
-            ),
-            (
-                "offroad_indication_likelihood",
-                self.offroad_indication_likelihood,
-            ),
-            (
-                "traffic_light_violation_likelihood",
-                self.traffic_light_violation_likelihood,
-            ),
-            ("simulated_collision_rate", self.simulated_collision_rate),
-            ("simulated_offroad_rate", self.simulated_offroad_rate),
-            (
-                "simulated_traffic_light_violation_rate",
-                self.simulated_traffic_light_violation_rate,
-            ),
-        ]
-    }
-}
-
-impl Bucketed {
-    fn fields(&self) -> [(&'static str, f64); 8] {
-        [
-            ("realism_meta_metric", self.realism_meta_metric),
-            ("kinematic_metrics", self.kinematic_metrics),
-            ("interactive_metrics", self.interactive_metrics),
-            ("map_based_metrics", self.map_based_metrics),
-            ("min_ade", self.min_ade),
-            ("simulated_collision_rate", self.simulated_collision_rate),
-            ("simulated_offroad_rate", self.simulated_offroad_rate),
-            (
-                "simulated_traffic_light_violation_rate",
-                self.simulated_traffic_light_violation_rate,
-            ),
-        ]
-    }
+    inner: SimAgentsBucketedMetrics,
 }
 
 #[pymethods]
@@ -179,22 +46,30 @@ impl Bucketed {
     /// The buckets by proto field name.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        for (k, v) in self.fields() {
+        for (k, v) in self.inner.fields() {
             d.set_item(k, v)?;
         }
         Ok(d)
     }
 
+    fn __getattr__(&self, name: &str) -> PyResult<f64> {
+        attribute(&self.inner.fields(), "BucketedScores", name)
+    }
+
+    fn __dir__(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.inner.fields().iter().map(|(k, _)| *k).collect();
+        names.extend(["to_dict"]);
+        names
+    }
+
     fn __getitem__(&self, name: &str) -> PyResult<f64> {
-        self.fields()
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
-            .ok_or_else(|| PyKeyError::new_err(name.to_string()))
+        attribute(&self.inner.fields(), "BucketedScores", name)
+            .map_err(|_| PyKeyError::new_err(name.to_string()))
     }
 
     fn __repr__(&self) -> String {
         let body: Vec<String> = self
+            .inner
             .fields()
             .iter()
             .map(|(k, v)| format!("{k}={v:.6}"))
@@ -203,17 +78,47 @@ impl Bucketed {
     }
 }
 
+/// One scene's scores (the official `SimAgentMetrics`, each field an attribute by
+/// its proto name: `metametric`, `min_average_displacement_error`, ...) and their
+/// buckets.
+#[pyclass(frozen, module = "spacer.wosac", name = "Scores")]
+pub struct Scores {
+    metrics: SimAgentMetrics,
+    #[pyo3(get)]
+    bucketed: Py<Bucketed>,
+}
+
+impl Scores {
+    pub(crate) fn new(py: Python<'_>, s: &SceneScores) -> PyResult<Self> {
+        Ok(Self {
+            metrics: s.metrics.clone(),
+            bucketed: Py::new(
+                py,
+                Bucketed {
+                    inner: s.bucketed.clone(),
+                },
+            )?,
+        })
+    }
+}
+
 #[pymethods]
 impl Scores {
+    /// The scene's id (None when the rollouts named none).
+    #[getter]
+    fn scenario_id(&self) -> Option<String> {
+        self.metrics.scenario_id.clone()
+    }
+
     /// `{"SimAgentMetrics": {...}, "SimAgentsBucketedMetrics": {...}}` with the proto
     /// field names, as `spacer metrics --json` writes each scene (NaN where no
     /// object-step qualifies).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let m = PyDict::new(py);
-        if let Some(id) = &self.scenario_id {
+        if let Some(id) = &self.metrics.scenario_id {
             m.set_item("scenario_id", id)?;
         }
-        for (k, v) in self.metrics() {
+        for (k, v) in self.metrics.fields() {
             m.set_item(k, v)?;
         }
         let d = PyDict::new(py);
@@ -222,21 +127,31 @@ impl Scores {
         Ok(d)
     }
 
+    fn __getattr__(&self, name: &str) -> PyResult<f64> {
+        attribute(&self.metrics.fields(), "Scores", name)
+    }
+
+    fn __dir__(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.metrics.fields().iter().map(|(k, _)| *k).collect();
+        names.extend(["scenario_id", "bucketed", "to_dict"]);
+        names
+    }
+
     /// A score by proto field name, of `SimAgentMetrics` or of the buckets.
     fn __getitem__(&self, name: &str) -> PyResult<f64> {
-        if let Some((_, v)) = self.metrics().iter().find(|(k, _)| *k == name) {
+        if let Some((_, v)) = self.metrics.fields().iter().find(|(k, _)| *k == name) {
             return Ok(*v);
         }
         self.bucketed.get().__getitem__(name)
     }
 
     fn __repr__(&self) -> String {
-        let b = self.bucketed.get();
+        let b = &self.bucketed.get().inner;
         format!(
             "Scores(scenario_id={:?}, metametric={:.6}, kinematic={:.6}, interactive={:.6}, \
              map_based={:.6}, min_ade={:.4})",
-            self.scenario_id.as_deref().unwrap_or(""),
-            self.metametric,
+            self.metrics.scenario_id.as_deref().unwrap_or(""),
+            self.metrics.metametric,
             b.kinematic_metrics,
             b.interactive_metrics,
             b.map_based_metrics,
