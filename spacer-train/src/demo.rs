@@ -9,7 +9,8 @@
 //! 4. A short `nano` reference model (the anchor): teacher forcing, a short
 //!    closed-loop fine-tuning, sampling chosen on the validation split.
 //! 5. A SPACeR policy: self-play PPO anchored to that reference (the `cpu-demo`
-//!    configuration).
+//!    configuration), starting from the cloned policy (a few minutes of self-play
+//!    from scratch give a near-random policy; see the README's "Training").
 //! 6. Every agent rolled out on the held-out scenes and scored with the WOSAC 2025
 //!    metrics: table, JSON, chart, and renders of one rollout.
 //!
@@ -180,7 +181,7 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<Dem
         ppo.run.seed = config.seed;
         let dir = out.join("spacer");
         log(&format!(
-            "SPACeR: cpu-demo, {} agent-steps -> {}",
+            "SPACeR: cpu-demo, {} agent-steps from the cloned policy -> {}",
             ppo.run.agent_steps,
             dir.display()
         ));
@@ -188,6 +189,7 @@ pub fn run(config: &DemoConfig, log: &mut dyn FnMut(&str)) -> anyhow::Result<Dem
             reference: Some(r.checkpoint.clone()),
             bc: None,
             vocab: None,
+            init: Some(bc_blob.clone()),
         };
         let p = crate::ppo::train_with_files(
             &ppo,

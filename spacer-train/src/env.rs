@@ -665,10 +665,16 @@ mod tests {
 
     #[test]
     fn the_train_presets_configure_the_environment() {
+        // `cpu` trains under the evaluation's conditions, `paper` under GPUDrive's.
         let c = PpoConfig::resolve("cpu").unwrap();
         let e = EnvConfig::from_train_config(&c);
-        assert_eq!(e.sim.box_scale, 0.7);
-        assert_eq!(e.sim.collision_behaviour, CollisionBehaviour::Remove);
+        assert_eq!(e.sim.box_scale, 1.0);
+        assert_eq!(e.sim.collision_behaviour, CollisionBehaviour::Ignore);
+        assert_eq!(e.sim.goal_behaviour, crate::sim::GoalBehaviour::Continue);
         assert_eq!(e.rewards.collision, -0.75);
+        let p = EnvConfig::from_train_config(&PpoConfig::resolve("paper").unwrap());
+        assert_eq!(p.sim.box_scale, 0.7);
+        assert_eq!(p.sim.collision_behaviour, CollisionBehaviour::Remove);
+        assert_eq!(p.sim.goal_behaviour, crate::sim::GoalBehaviour::Remove);
     }
 }

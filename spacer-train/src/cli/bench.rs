@@ -264,6 +264,7 @@ fn train(a: TrainBenchArgs) -> anyhow::Result<()> {
         reference: a.reference.clone(),
         bc: a.bc.clone(),
         vocab: None,
+        init: None,
     };
     println!(
         "spacer bench train: method {}, config {}, {} worlds per batch, {} threads, load average {}",

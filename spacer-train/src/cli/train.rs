@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// Vocabulary file when no checkpoint gives one (default: the kinematic grid).
     #[arg(long)]
     pub vocab: Option<PathBuf>,
+    /// Start from this policy (an f32 weights blob with the run's vocabulary, e.g.
+    /// `spacer bc --width 64 --export FILE`) instead of a fresh initialisation.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Budget in 10 Hz agent-steps (default: the configuration's).
     #[arg(long)]
     pub steps: Option<u64>,
@@ -97,6 +101,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         reference: a.reference,
         bc: a.bc,
         vocab: a.vocab,
+        init: a.init,
     };
     let r = train_with_files(&config, &files, &dataset, &options, a.run.device)?;
     let t = r.timing;

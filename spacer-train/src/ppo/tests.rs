@@ -13,7 +13,8 @@ use crate::sim::{SceneIndex, Simulator};
 use crate::training::{Cpu, CpuTrain, RunOptions, float_tensor, to_vec};
 
 /// A configuration small enough for a test: 2 worlds of up to 6 agents, minibatches
-/// of 64, one epoch.
+/// of 64, one epoch; GPUDrive's episode ends (agents removed at a goal, a collision or
+/// an off-road contact), so that episodes end early and their chains can be checked.
 pub(crate) fn tiny(method: Method, agent_steps: u64) -> PpoConfig {
     let mut c = PpoConfig::resolve("cpu-demo").unwrap();
     c.method = method;
@@ -26,6 +27,8 @@ pub(crate) fn tiny(method: Method, agent_steps: u64) -> PpoConfig {
     c.env.synthetic = 3;
     c.ppo.minibatch = 64;
     c.ppo.epochs = 1;
+    c.env.on_goal = crate::sim::GoalBehaviour::Remove;
+    c.env.on_collision = super::config::CollisionBehaviourName::Remove;
     c
 }
 
@@ -51,6 +54,7 @@ fn inputs(d: &Dataset, reference: bool) -> TrainInputs<'_> {
         vocab: vocab(),
         reference: reference.then(tiny_reference),
         bc: None,
+        init: None,
     }
 }
 
@@ -307,4 +311,105 @@ fn methods_check_their_anchors_and_cuda_fails_cleanly() {
         .to_string();
         assert!(e.contains("--device cuda"), "{e}");
     }
+}
+
+#[test]
+fn a_run_starts_from_given_parameters_and_a_resume_with_others_is_refused() {
+    let d = dataset();
+    let cfg = tiny(Method::Ppo, 300);
+    let run = |init: Option<Vec<f32>>, dir: &std::path::Path, resume: bool| {
+        let mut opts = RunOptions::new(dir).quiet();
+        if resume {
+            opts = opts.resuming();
+        }
+        let inputs = TrainInputs {
+            init,
+            ..inputs(&d, false)
+        };
+        train(
+            &cfg,
+            inputs,
+            &opts,
+            crate::training::DeviceKind::Cpu,
+            Control {
+                max_updates: Some(1),
+            },
+        )
+    };
+    let params = |seed| {
+        crate::policy_file::PolicyFile::initial(&vocab(), seed)
+            .params()
+            .to_vec()
+    };
+    // The seed's own initialisation given explicitly: the same weights as none.
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let plain = run(None, a.path(), false).unwrap();
+    let same = run(Some(params(cfg.run.seed)), b.path(), false).unwrap();
+    let other = run(Some(params(cfg.run.seed + 1)), c.path(), false).unwrap();
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    assert!(read(&plain.policy) == read(&same.policy));
+    assert!(read(&plain.policy) != read(&other.policy));
+    // Resuming the second run from other starting parameters is refused, naming them.
+    let e = run(Some(params(cfg.run.seed + 2)), b.path(), true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("init"), "{e}");
+    // A starting policy of another size is refused.
+    let e = run(
+        Some(vec![0.0; 10]),
+        tempfile::tempdir().unwrap().path(),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("10 parameters"), "{e}");
+}
+
+#[test]
+fn under_the_evaluations_conditions_agents_act_to_the_end_and_are_paid_one_goal() {
+    let d = dataset();
+    let mut cfg = tiny(Method::Ppo, 1);
+    cfg.env.on_goal = crate::sim::GoalBehaviour::Continue;
+    cfg.env.on_collision = super::config::CollisionBehaviourName::Ignore;
+    // Penalties off: every positive reward is a goal payment.
+    cfg.reward.collision = 0.0;
+    cfg.reward.offroad = 0.0;
+    // Goals wide enough that random drivers reach some.
+    cfg.env.goal_radius = 25.0;
+    let sim_cfg = cfg.sim();
+    let idx: Vec<Arc<SceneIndex>> = d
+        .synthetic
+        .iter()
+        .take(2)
+        .map(|s| Arc::new(SceneIndex::new(Arc::new(s.clone()), &sim_cfg).unwrap()))
+        .collect();
+    let mut sim = Simulator::from_indexes(&idx, sim_cfg).unwrap();
+    let params = crate::late_fusion::tests::lively_params(4);
+    let policy = Policy::new(PolicyDims::default(), &params).unwrap();
+    let exp = collect(&mut sim, &policy, &vocab(), &cfg.reward, 5).unwrap();
+    let decisions = sim_cfg.sim_steps / 2;
+    // Every agent decides at every one of the 40 decisions; only the last is done.
+    assert_eq!(exp.len(), exp.episodes.agents * decisions);
+    for i in 0..exp.len() {
+        let last = usize::from(exp.decision[i]) + 1 == decisions;
+        assert_eq!(exp.dones[i], last, "sample {i}");
+    }
+    // The goal reward is paid exactly once per agent that reached its goal during the
+    // episode, however long it stays there (not to one that starts at it).
+    let paid = exp.task_rewards.iter().filter(|&&r| r > 0.0).count();
+    let reached = (0..exp.len())
+        .filter(|&i| exp.decision[i] == 0)
+        .filter(|&i| {
+            let w = &sim.worlds()[exp.world[i] as usize];
+            let cur = w.index().current_step();
+            w.first_goal(usize::from(exp.slot[i]))
+                .is_some_and(|g| g > cur)
+        })
+        .count();
+    assert!(reached > 0, "someone reaches a goal");
+    assert_eq!(paid, reached);
 }

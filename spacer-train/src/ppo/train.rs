@@ -68,6 +68,10 @@ pub struct TrainInputs<'a> {
     pub reference: Option<ReferenceModel<Cpu>>,
     /// The behaviour-cloned policy, width 128 (HR-PPO).
     pub bc: Option<NativeNet>,
+    /// Starting parameters of the policy (a width-64 weights blob, e.g. a cloned
+    /// policy's export) instead of the seed's orthogonal initialisation; the value
+    /// head starts from what the blob holds.
+    pub init: Option<Vec<f32>>,
 }
 
 /// Stop early (tests: a run interrupted after its checkpoint).
@@ -290,6 +294,7 @@ pub fn train(
         vocab,
         reference,
         bc,
+        init: init_params_given,
     } = inputs;
     if config.needs_reference() && reference.is_none() {
         return Err(PpoError::Config(
@@ -353,6 +358,8 @@ pub fn train(
         alpha: f32,
         beta: f32,
         device: DeviceKind,
+        /// FNV-1a hash of the starting parameters when they were given.
+        init: Option<String>,
     }
     let (mut run, resumed) = Run::start(
         &spec,
@@ -362,10 +369,27 @@ pub fn train(
             alpha: config.alpha(),
             beta: config.beta(),
             device,
+            init: init_params_given.as_deref().map(params_hash),
         },
     )?;
-    let mut init = vec![0.0f32; spacer_core::policy::param_count(dims.actions())];
-    init_params(&dims, config.run.seed, &mut init).map_err(|e| PpoError::Config(e.to_string()))?;
+    let init = match init_params_given {
+        Some(p) => {
+            if p.len() != spacer_core::policy::param_count(dims.actions()) {
+                return Err(PpoError::Config(format!(
+                    "the starting policy has {} parameters, the policy {}",
+                    p.len(),
+                    spacer_core::policy::param_count(dims.actions())
+                )));
+            }
+            p
+        }
+        None => {
+            let mut init = vec![0.0f32; spacer_core::policy::param_count(dims.actions())];
+            init_params(&dims, config.run.seed, &mut init)
+                .map_err(|e| PpoError::Config(e.to_string()))?;
+            init
+        }
+    };
     let mut learner: Box<dyn Learner> = match (device, config.ppo.learner) {
         (DeviceKind::Cpu, LearnerKind::Native) => Box::new(NativeLearner::new(dims, init)?),
         (DeviceKind::Cpu, LearnerKind::Burn) => Box::new(
@@ -612,6 +636,16 @@ fn cuda_learner(_: PolicyDims, _: Vec<f32>) -> Result<Box<dyn Learner>, PpoError
     Err(BackendError::CudaNotBuilt.into())
 }
 
+/// FNV-1a (64-bit) of the parameters' bits, as hex: names a starting policy in the
+/// run's configuration so that a resume with another one is refused.
+fn params_hash(params: &[f32]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in params.iter().flat_map(|p| p.to_bits().to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// The files a run reads besides its scenes.
 #[derive(Clone, Debug, Default)]
 pub struct AnchorFiles {
@@ -623,6 +657,9 @@ pub struct AnchorFiles {
     pub bc: Option<PathBuf>,
     /// A vocabulary file, when neither checkpoint gives one.
     pub vocab: Option<PathBuf>,
+    /// A weights blob (f32, the policy's dimensions and vocabulary) to start from,
+    /// e.g. `spacer bc --width 64 --export`.
+    pub init: Option<PathBuf>,
 }
 
 /// Loads the anchors `config` needs from `files`, then trains (see [`train`]).
@@ -662,6 +699,26 @@ pub fn train_with_files(
             "the cloned policy was trained with another vocabulary than the reference's".into(),
         ));
     }
+    let init = match &files.init {
+        Some(p) => {
+            let file = PolicyFile::read(p)?;
+            let invalid = |what: String| DataError::invalid(p, Location::file(), what);
+            if file.params().is_empty() {
+                return Err(invalid(
+                    "an int8 blob cannot start training: give the f32 export".into(),
+                )
+                .into());
+            }
+            if file.blob().tokens().to_vocabulary().ok().as_ref() != Some(&vocab) {
+                return Err(invalid(
+                    "its vocabulary differs from the run's (the reference's, or --vocab)".into(),
+                )
+                .into());
+            }
+            Some(file.params().to_vec())
+        }
+        None => None,
+    };
     train(
         config,
         TrainInputs {
@@ -669,6 +726,7 @@ pub fn train_with_files(
             vocab,
             reference,
             bc: bc.map(|(n, _)| n),
+            init,
         },
         options,
         device,
