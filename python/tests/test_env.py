@@ -114,14 +114,16 @@ def test_collisions_remove_agents_and_hold_stands_still(scenes):
 
 
 def test_a_train_config_sets_the_environment(scenes):
-    env = spacer.Env(scenes[:1], train_config="cpu")
-    assert env.rewards == {"goal": 1.0, "collision": -0.75, "offroad": -0.75}
-    env.reset(0)
-    # cpu: collisions and goals remove agents, so some rows stop acting.
-    rng = np.random.default_rng(0)
-    for _ in range(10):
-        env.step(rng.integers(0, 200, len(env)))
-    assert not env.acting.all()
+    # paper (GPUDrive's episode ends): collisions and goals remove agents, so some rows
+    # stop acting; cpu (the evaluation's conditions): every agent acts to the end.
+    for config, all_acting in (("paper", False), ("cpu", True)):
+        env = spacer.Env(scenes[:1], train_config=config)
+        assert env.rewards == {"goal": 1.0, "collision": -0.75, "offroad": -0.75}
+        env.reset(0)
+        rng = np.random.default_rng(0)
+        for _ in range(10):
+            env.step(rng.integers(0, 200, len(env)))
+        assert env.acting.all() == all_acting, config
     with pytest.raises(ValueError, match="neither a preset"):
         spacer.Env(scenes[:1], train_config="nope")
 

@@ -77,6 +77,14 @@ def test_the_array_forms_dtypes_and_layouts_agree(data, womd_scene):
     assert s["kinematic_metrics"] == s.bucketed.kinematic_metrics
     with pytest.raises(KeyError):
         s["no_such_field"]
+    # Every proto field is an attribute; others raise AttributeError (so hasattr works).
+    d = s.to_dict()
+    for k, v in d["SimAgentMetrics"].items():
+        assert getattr(s, k) == v or (v != v and getattr(s, k) != getattr(s, k))
+    for k, v in d["SimAgentsBucketedMetrics"].items():
+        assert getattr(s.bucketed, k) == v or (v != v)
+    assert not hasattr(s, "no_such_field") and not hasattr(s.bucketed, "no_such_field")
+    assert "min_average_displacement_error" in dir(s) and "min_ade" in dir(s.bucketed)
     assert "metametric" in repr(s)
 
 
