@@ -48,6 +48,15 @@ fn tiny_reference() -> ReferenceModel<Cpu> {
     ReferenceModel::<Cpu>::new(ReferenceConfig::tiny(200), vocab(), &Default::default(), 3).unwrap()
 }
 
+/// Indexes of the first two synthetic scenes of `d`.
+fn first_two_synthetic(d: &Dataset, sim_cfg: &crate::sim::SimConfig) -> Vec<Arc<SceneIndex>> {
+    d.synthetic
+        .iter()
+        .take(2)
+        .map(|s| Arc::new(SceneIndex::new(Arc::new(s.clone()), sim_cfg).unwrap()))
+        .collect()
+}
+
 fn inputs(d: &Dataset, reference: bool) -> TrainInputs<'_> {
     TrainInputs {
         dataset: d,
@@ -63,13 +72,7 @@ fn experience_has_rewards_chains_and_anchor_scores() {
     let d = dataset();
     let cfg = tiny(Method::Spacer, 1);
     let sim_cfg = cfg.sim();
-    let idx: Vec<Arc<SceneIndex>> = d
-        .synthetic
-        .iter()
-        .take(2)
-        .map(|s| Arc::new(SceneIndex::new(Arc::new(s.clone()), &sim_cfg).unwrap()))
-        .collect();
-    let mut sim = Simulator::from_indexes(&idx, sim_cfg).unwrap();
+    let mut sim = Simulator::from_indexes(&first_two_synthetic(&d, &sim_cfg), sim_cfg).unwrap();
     let dims = PolicyDims::default();
     let params = crate::late_fusion::tests::lively_params(4);
     let policy = Policy::new(dims, &params).unwrap();
@@ -119,12 +122,7 @@ fn learners_keep_the_core_in_step_after_updates() {
     let d = dataset();
     let cfg = tiny(Method::Spacer, 1);
     let sim_cfg = cfg.sim();
-    let idx: Vec<Arc<SceneIndex>> = d
-        .synthetic
-        .iter()
-        .take(2)
-        .map(|s| Arc::new(SceneIndex::new(Arc::new(s.clone()), &sim_cfg).unwrap()))
-        .collect();
+    let idx = first_two_synthetic(&d, &sim_cfg);
     let dims = PolicyDims::default();
     let params = crate::late_fusion::tests::lively_params(8);
     let mut native = NativeLearner::new(dims, params.clone()).unwrap();
@@ -381,13 +379,7 @@ fn under_the_evaluations_conditions_agents_act_to_the_end_and_are_paid_one_goal(
     // Goals wide enough that random drivers reach some.
     cfg.env.goal_radius = 25.0;
     let sim_cfg = cfg.sim();
-    let idx: Vec<Arc<SceneIndex>> = d
-        .synthetic
-        .iter()
-        .take(2)
-        .map(|s| Arc::new(SceneIndex::new(Arc::new(s.clone()), &sim_cfg).unwrap()))
-        .collect();
-    let mut sim = Simulator::from_indexes(&idx, sim_cfg).unwrap();
+    let mut sim = Simulator::from_indexes(&first_two_synthetic(&d, &sim_cfg), sim_cfg).unwrap();
     let params = crate::late_fusion::tests::lively_params(4);
     let policy = Policy::new(PolicyDims::default(), &params).unwrap();
     let exp = collect(&mut sim, &policy, &vocab(), &cfg.reward, 5).unwrap();

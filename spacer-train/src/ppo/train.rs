@@ -636,14 +636,13 @@ fn cuda_learner(_: PolicyDims, _: Vec<f32>) -> Result<Box<dyn Learner>, PpoError
     Err(BackendError::CudaNotBuilt.into())
 }
 
-/// FNV-1a (64-bit) of the parameters' bits, as hex: names a starting policy in the
-/// run's configuration so that a resume with another one is refused.
+/// FNV-1a of the parameters' bytes, as hex: names a starting policy in the run's
+/// configuration so that a resume with another one is refused.
 fn params_hash(params: &[f32]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in params.iter().flat_map(|p| p.to_bits().to_le_bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!(
+        "{:016x}",
+        crate::scenario::dataset::fnv1a(bytemuck::cast_slice(params))
+    )
 }
 
 /// The files a run reads besides its scenes.
