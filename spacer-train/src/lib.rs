@@ -13,6 +13,7 @@
 //! - [`late_fusion`]: the trainable late-fusion policy network (burn, and a
 //!   hand-written CPU forward/backward pass).
 //! - [`bc`]: behaviour cloning of the late-fusion policy (burn).
+//! - [`bench`]: the simulator's throughput (training's is [`ppo::bench`]).
 //! - [`eval`]: closed-loop evaluation with the WOSAC metrics, and the one registry of
 //!   sim agents.
 //! - [`training`]: the run skeleton and what every training loop shares.
@@ -20,6 +21,7 @@
 //!   trainer's rewards, done flags and events out), what the Python package wraps.
 //! - [`demo`]: the main job on embedded defaults.
 //! - [`limits`]: the documented limits on sizes and numbers of everything read.
+//! - [`machine`]: process CPU time and load average, for the benchmarks' reports.
 //! - [`cli`]: the `spacer` command line.
 //!
 //! What an agent sees and does (observation, tokens, kinematics, the policy forward
@@ -28,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod bc;
+pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod env;
@@ -36,6 +39,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod late_fusion;
 pub mod limits;
+pub mod machine;
 pub mod metrics;
 pub mod paths;
 pub mod plot;

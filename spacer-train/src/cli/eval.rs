@@ -7,21 +7,19 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Args;
 
 use super::args::DatasetArgs;
 use crate::eval::report::{Outputs, tables, write};
+use crate::eval::scenes::{SceneChoice, eval_scenes};
 use crate::eval::{
     AgentOptions, EvalConfig, check_ref_temperature, evaluate_specs, parse_specs, policy_selection,
 };
-use crate::limits::MAX_SYNTHETIC_SCENES;
 use crate::metrics::MetricsConfig;
 use crate::reference::Sampling;
-use crate::scenario::Scene;
-use crate::scenario::dataset::{Split, synthetic};
+use crate::scenario::dataset::Split;
 
 /// Arguments of `spacer eval`.
 #[derive(Debug, Args)]
@@ -97,59 +95,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(t) = args.ref_temperature {
         check_ref_temperature(t)?;
     }
-    if args.synthetic > MAX_SYNTHETIC_SCENES {
-        bail!(
-            "--synthetic {}: at most {MAX_SYNTHETIC_SCENES} (they are held in memory; write larger sets with `spacer data gen`)",
-            args.synthetic
-        );
-    }
     let config = EvalConfig::new(metrics, args.rollouts, args.seed);
     config.validate()?;
-    let split = if args.held_out {
-        Some(Split::HeldOut)
+    let choice = if args.held_out {
+        SceneChoice::Split(Split::HeldOut)
     } else if args.validation {
-        Some(Split::Validation)
+        SceneChoice::Split(Split::Validation)
     } else {
-        None
-    };
-    let mut scenes: Vec<Arc<Scene>> = match split {
-        Some(split) => {
-            if args.synthetic > 0 {
-                bail!("--held-out and --validation take real scenes only; leave out --synthetic");
-            }
-            let d = args.data.load(0, args.seed)?;
-            d.split(split).iter().cloned().map(Arc::new).collect()
-        }
-        None => {
-            let (unique, twice) = crate::scenario::load::unique_by_id(
-                crate::scenario::load::load_scenes_with(
-                    &args.data.paths(),
-                    crate::scenario::load::LoadOptions::new(
-                        crate::scenario::load::BadScenePolicy::Skip,
-                    ),
-                )?
-                .scenes,
-            );
-            if twice > 0 {
-                eprintln!(
-                    "note: {twice} scene(s) given twice (the same id in several files) are scored once"
-                );
-            }
-            let mut v: Vec<Arc<Scene>> = unique.into_iter().map(Arc::new).collect();
-            v.extend(
-                synthetic(args.synthetic, args.seed, true)
-                    .into_iter()
-                    .map(Arc::new),
-            );
-            v
+        SceneChoice::All {
+            synthetic: args.synthetic,
         }
     };
-    if let Some(m) = args.max_scenes {
-        scenes.truncate(m);
+    if matches!(choice, SceneChoice::Split(_)) && args.synthetic > 0 {
+        bail!("--held-out and --validation take real scenes only; leave out --synthetic");
     }
-    if scenes.is_empty() {
-        bail!("no scenes: give --scenes PATH... and/or --synthetic N");
+    let chosen = eval_scenes(&args.data.paths(), &choice, args.seed, args.max_scenes)?;
+    for note in &chosen.notes {
+        println!("{note}");
     }
+    let scenes = chosen.scenes;
     let mut options = AgentOptions::new(crate::vocab::read_or_grid(args.vocab.as_deref())?);
     options.policy_selection = selection;
     if args.ref_temperature.is_some() || args.ref_top_k.is_some() {
@@ -185,6 +149,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::eval::AgentSpec;
     use crate::reference::{ReferenceConfig, ReferenceModel};
@@ -231,24 +197,6 @@ mod tests {
         assert!(
             json.contains("\"name\": \"tiny\"") && !json.contains("seconds"),
             "{json}"
-        );
-    }
-
-    #[test]
-    fn held_out_scenes_are_the_fixed_split() {
-        let a = DatasetArgs {
-            scenes: vec![
-                crate::paths::shared_data("womd"),
-                crate::paths::shared_data("gpudrive"),
-            ],
-            no_real: false,
-        };
-        let d = a.load(0, 0).unwrap();
-        assert!(!d.held_out.is_empty());
-        assert!(
-            d.held_out
-                .iter()
-                .all(|s| crate::scenario::dataset::is_held_out(&s.id))
         );
     }
 }

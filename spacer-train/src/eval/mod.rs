@@ -28,6 +28,7 @@ use crate::sim::{Rollout, SimAgent, SimConfig, SimError, Simulator};
 
 pub mod registry;
 pub mod report;
+pub mod scenes;
 
 pub use registry::{AgentOptions, AgentSource, AgentSpec, RegistryError, parse_specs};
 
@@ -47,6 +48,9 @@ pub enum EvalError {
     /// Nothing could be scored.
     #[error("{0}")]
     Nothing(String),
+    /// Scenes or files that do not load.
+    #[error(transparent)]
+    Data(#[from] crate::error::DataError),
     /// The settings are out of range (the message names the setting).
     #[error("invalid evaluation settings: {0}")]
     Settings(String),

@@ -67,6 +67,7 @@ mod red_light_tests;
 pub mod report;
 pub mod rollouts;
 pub mod scene;
+pub mod submissions;
 pub mod textformat;
 
 pub use config::{Feature, MetricsConfig};

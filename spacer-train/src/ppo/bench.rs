@@ -45,15 +45,64 @@ pub struct BenchReport {
     pub burn: Option<Throughput>,
 }
 
-/// CPU time (user + system, all threads) of this process so far, from
-/// `/proc/self/stat`; `None` where that file does not exist.
-pub fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+impl BenchReport {
+    /// The report as `spacer bench train` prints it: each learner's end-to-end rate,
+    /// where the time went (each part with the rate it alone would allow), the limit
+    /// without the learner and without anchor scoring, and the learners compared.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for (name, t) in std::iter::once(("native learner", self.native))
+            .chain(self.burn.map(|b| ("burn learner", b)))
+        {
+            let tm = t.timing;
+            let _ = writeln!(
+                out,
+                "{name}: {} updates, {} agent-steps ({} samples) in {:.1} s: {:.0} agent-steps/s end to end{}",
+                t.updates,
+                t.agent_steps,
+                t.samples,
+                tm.training(),
+                t.agent_steps_per_second(),
+                t.cpu_seconds
+                    .map(|c| format!(
+                        " ({:.0} per CPU-second)",
+                        t.agent_steps as f64 / c.max(1e-9)
+                    ))
+                    .unwrap_or_default()
+            );
+            for (part, s) in [
+                ("setup", tm.setup),
+                ("rollouts (observe, act, step)", tm.rollout),
+                ("anchor scoring", tm.anchor),
+                ("PPO updates", tm.learn),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "  {part:<30} {s:>7.2} s {:>5.1}%  alone {:>9.0} agent-steps/s",
+                    100.0 * s / tm.training().max(1e-9),
+                    t.rate_of(s)
+                );
+            }
+        }
+        let n = self.native.timing;
+        let _ = writeln!(
+            out,
+            "limit with a free learner: {:.0} agent-steps/s; with free anchor scoring: {:.0}",
+            self.native.rate_of(n.setup + n.rollout + n.anchor),
+            self.native.rate_of(n.setup + n.rollout + n.learn)
+        );
+        if let Some(b) = self.burn {
+            let native = self.native.samples as f64 / n.learn.max(1e-9);
+            let burn = b.samples as f64 / b.timing.learn.max(1e-9);
+            let _ = writeln!(
+                out,
+                "learner alone: native {native:.0} samples/s, burn {burn:.0} samples/s ({:.1}x)",
+                native / burn.max(1e-9)
+            );
+        }
+        out
+    }
 }
 
 fn measure(
@@ -62,7 +111,7 @@ fn measure(
     dataset: &Dataset,
     out: &std::path::Path,
 ) -> Result<Throughput, PpoError> {
-    let before = process_cpu_seconds();
+    let before = crate::machine::process_cpu_seconds();
     let r = train_with_files(
         config,
         files,
@@ -70,7 +119,9 @@ fn measure(
         &RunOptions::new(out).quiet(),
         DeviceKind::Cpu,
     )?;
-    let cpu = process_cpu_seconds().zip(before).map(|(a, b)| a - b);
+    let cpu = crate::machine::process_cpu_seconds()
+        .zip(before)
+        .map(|(a, b)| a - b);
     Ok(Throughput {
         updates: r.updates,
         agent_steps: r.agent_steps,
@@ -80,9 +131,11 @@ fn measure(
     })
 }
 
-/// Trains `updates` updates of `config` (no held-out evaluation) with the native
-/// learner, and with `burn_updates` > 0 as many with burn's, in a scratch
-/// directory under `scratch`.
+/// Trains about `updates` updates of `config` (no held-out evaluation) with the
+/// native learner, and with `burn_updates` > 0 about as many with burn's, in a
+/// scratch directory under `scratch`. The budget is a number of agent-steps (that
+/// many times a first probe batch's), and batches differ in size with the scenes
+/// drawn, so a run can take an update more or fewer; the report counts what ran.
 ///
 /// # Errors
 /// [`PpoError`] from the runs.
@@ -137,4 +190,41 @@ pub fn bench_train(
         None
     };
     Ok(BenchReport { native, burn })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Method;
+    use super::super::tests::{dataset, tiny};
+    use super::*;
+
+    #[test]
+    fn both_learners_are_measured_on_the_same_batches_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = AnchorFiles {
+            reference: None,
+            bc: None,
+            vocab: None,
+            init: None,
+        };
+        let r = bench_train(&tiny(Method::Ppo, 1), &files, &dataset(), 2, 1, dir.path()).unwrap();
+        // A budget of about 2 (1) batches of agent-steps; batches differ in size.
+        assert!((1..=4).contains(&r.native.updates), "{}", r.native.updates);
+        let burn = r.burn.unwrap();
+        assert!((1..=3).contains(&burn.updates), "{}", burn.updates);
+        assert!(r.native.agent_steps > 0 && r.native.samples > 0);
+        assert!(
+            r.native.timing.anchor < 0.01 * r.native.timing.training(),
+            "PPO scores nothing"
+        );
+        let t = r.text();
+        let line = format!("native learner: {} updates", r.native.updates);
+        assert!(t.contains(&line) && t.contains("burn learner: "), "{t}");
+        assert!(
+            t.contains("limit with a free learner") && t.contains("learner alone: native"),
+            "{t}"
+        );
+        let native_only = BenchReport { burn: None, ..r };
+        assert!(!native_only.text().contains("burn"));
+    }
 }

@@ -11,14 +11,17 @@
 //! [`interaction`] (track CSVs + Lanelet2 map, cut into 9.1 s windows) and [`cache`]
 //! (postcard records). [`load`] picks the reader by file name or content, expands
 //! directories and runs [`validate`] on every scene, failing or skipping bad ones by
-//! [`BadScenePolicy`]. Every reader streams or reads one file at a time and reports
+//! [`BadScenePolicy`]; [`convert`] writes any of them into a cache, [`summary`] counts
+//! what a scene holds. Every reader streams or reads one file at a time and reports
 //! errors with the file, the record and the field. [`synthetic`] generates scenes.
 
 pub mod cache;
+pub mod convert;
 pub mod dataset;
 pub mod gpudrive;
 pub mod interaction;
 pub mod load;
+pub mod summary;
 pub mod synthetic;
 pub mod validate;
 pub mod womd;
