@@ -1,13 +1,12 @@
 //! `spacer data render`: one scene at one step to a PNG or SVG file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
 use crate::render::{RenderOptions, Window, render_to_file};
-use crate::scenario::validate::StepRule;
-use crate::scenario::{BadScenePolicy, LoadOptions, Scene, SceneStream};
+use crate::scenario::load::load_nth_scene;
 
 /// Arguments of `spacer data render`.
 #[derive(Debug, Args)]
@@ -64,35 +63,6 @@ fn parse_window(s: &str) -> Result<Window, String> {
     }
 }
 
-/// Reads scene `index` of `path`, a file of any format [`crate::scenario::load`]
-/// reads (WOMD TFRecord, GPUDrive JSON, scene cache, INTERACTION CSV). Scenes are
-/// streamed, so only those up to `index` are read; a scene with fewer steps than 91
-/// (a one-step fixture) still renders.
-///
-/// # Errors
-/// The file cannot be read, a scene up to `index` is malformed, or the file has
-/// fewer scenes.
-pub fn load_scene(path: &Path, index: usize) -> anyhow::Result<Scene> {
-    let options = LoadOptions {
-        steps: StepRule::Any,
-        quiet: true,
-        ..LoadOptions::new(BadScenePolicy::Fail)
-    };
-    let stream = SceneStream::open(&[path.to_path_buf()], options)?;
-    let mut n = 0;
-    for loaded in stream {
-        let loaded = loaded?;
-        if n == index {
-            return Ok(loaded.scene);
-        }
-        n += 1;
-    }
-    anyhow::bail!(
-        "{} holds {n} scenes, so there is no scene --index {index}",
-        path.display()
-    )
-}
-
 /// Renders the scene and says where it went.
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     if let Some(r) = args.radius
@@ -103,7 +73,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
             crate::limits::MAX_COORDINATE_M
         );
     }
-    let scene = load_scene(&args.scene, args.index)?;
+    let scene = load_nth_scene(&args.scene, args.index)?;
     let options = RenderOptions {
         step: args.step,
         size: args.size,
@@ -168,7 +138,7 @@ mod tests {
                 .unwrap()
                 .contains(&scenes[1].id)
         );
-        let e = load_scene(&cache, 5).unwrap_err().to_string();
+        let e = load_nth_scene(&cache, 5).unwrap_err().to_string();
         assert!(e.contains("holds 2 scenes"), "{e}");
         for radius in [f32::NAN, -3.0, 1e30] {
             let e = run(RenderArgs {
@@ -195,7 +165,7 @@ mod tests {
             "womd/637f20cafde22ff8.tfrecord",
             "gpudrive/tl_tfrecord-00000-of-00150_2a173b334be3d32c.json",
         ] {
-            let scene = load_scene(&crate::paths::shared_data(file), 0).unwrap();
+            let scene = load_nth_scene(&crate::paths::shared_data(file), 0).unwrap();
             let out = dir.path().join("real.png");
             crate::render::render_to_file(
                 &scene,
@@ -210,7 +180,7 @@ mod tests {
         }
         // A one-step fixture renders too.
         let fixture = crate::paths::shared_data("gpudrive/agent-agent-collision.json");
-        let scene = load_scene(&fixture, 0).unwrap();
+        let scene = load_nth_scene(&fixture, 0).unwrap();
         let svg = crate::render::render_svg(
             &scene,
             &RenderOptions {

@@ -428,6 +428,34 @@ pub fn load_scenes(path: &Path, policy: BadScenePolicy) -> Result<Vec<Scene>, Da
     Ok(load_scenes_with(&[path.to_path_buf()], LoadOptions::new(policy))?.scenes)
 }
 
+/// Reads scene `index` (from 0) of `path`, a file of any format [`detect_format`]
+/// knows. Scenes are streamed, so only those up to `index` are read; a scene with
+/// fewer steps than 91 (a one-step fixture) is accepted, as for rendering.
+///
+/// # Errors
+/// The file cannot be read, a scene up to `index` is malformed, or the file has
+/// fewer scenes.
+pub fn load_nth_scene(path: &Path, index: usize) -> Result<Scene, DataError> {
+    let options = LoadOptions {
+        steps: StepRule::Any,
+        quiet: true,
+        ..LoadOptions::new(BadScenePolicy::Fail)
+    };
+    let mut n = 0;
+    for loaded in SceneStream::open(&[path.to_path_buf()], options)? {
+        let loaded = loaded?;
+        if n == index {
+            return Ok(loaded.scene);
+        }
+        n += 1;
+    }
+    Err(DataError::invalid(
+        path,
+        Location::file(),
+        format!("holds {n} scenes, so there is no scene --index {index}"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,19 @@ impl LayoutMix {
         m
     }
 
+    /// Equal weights over `layouts` (a layout named twice counts twice); the
+    /// standard mix when `layouts` is empty.
+    pub fn of(layouts: &[Layout]) -> Self {
+        let Some((&first, rest)) = layouts.split_first() else {
+            return Self::default();
+        };
+        let mut m = Self::only(first);
+        for &l in rest {
+            *m.weight_mut(l) += 1.0;
+        }
+        m
+    }
+
     fn weight_mut(&mut self, layout: Layout) -> &mut f32 {
         match layout {
             Layout::Straight => &mut self.straight,
@@ -295,6 +308,130 @@ pub fn generate_range(
 /// Generates `count` scenes in parallel (see [`generate_range`]).
 pub fn generate_many(config: &SyntheticConfig, count: usize, seed: u64) -> Vec<Scene> {
     generate_range(config, seed, 0..count)
+}
+
+/// What [`write_cache`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenReport {
+    /// The cache.
+    pub path: std::path::PathBuf,
+    /// Scenes written.
+    pub scenes: usize,
+    /// Scenes per layout, in [`Layout::ALL`] order.
+    pub layouts: [usize; Layout::ALL.len()],
+    /// Tracks over all scenes.
+    pub agents: usize,
+    /// Map features over all scenes.
+    pub features: usize,
+    /// Size of the cache.
+    pub bytes: u64,
+    /// Seconds spent generating and writing.
+    pub seconds: f64,
+    /// Rayon threads.
+    pub threads: usize,
+}
+
+impl GenReport {
+    /// The lines `spacer data gen` prints.
+    pub fn text(&self) -> String {
+        let mix: Vec<String> = Layout::ALL
+            .iter()
+            .zip(self.layouts)
+            .filter(|(_, c)| *c > 0)
+            .map(|(l, c)| format!("{} {c}", l.name()))
+            .collect();
+        let n = self.scenes.max(1) as f64;
+        format!(
+            "wrote {} scenes to {} ({:.1} MB): {}\n\
+             mean {:.1} agents and {:.0} map features per scene\n\
+             generated {} scenes in {:.2} s on {} threads: {:.0} scenes/minute\n",
+            self.scenes,
+            self.path.display(),
+            self.bytes as f64 / 1e6,
+            mix.join(", "),
+            self.agents as f64 / n,
+            self.features as f64 / n,
+            self.scenes,
+            self.seconds,
+            self.threads,
+            self.scenes as f64 / self.seconds.max(1e-9) * 60.0
+        )
+    }
+}
+
+/// Generates scenes `0..count` of the batch seeded with `seed` in parallel chunks and
+/// streams them into the scene cache `path` (written through a temporary file,
+/// renamed when complete), with a progress bar if `progress`.
+///
+/// # Errors
+/// Invalid settings, no scene asked for, a failed write.
+pub fn write_cache(
+    config: &SyntheticConfig,
+    count: usize,
+    seed: u64,
+    path: &std::path::Path,
+    progress: bool,
+) -> Result<GenReport, crate::DataError> {
+    use crate::error::{DataError, Location};
+    use indicatif::{ProgressBar, ProgressStyle};
+    config.validate().map_err(|e| {
+        DataError::invalid(
+            path,
+            Location::file(),
+            format!("invalid generator settings: {e}"),
+        )
+    })?;
+    if count == 0 {
+        return Err(DataError::invalid(
+            path,
+            Location::file(),
+            "--count must be at least 1",
+        ));
+    }
+    let started = std::time::Instant::now();
+    let mut writer = super::cache::CacheWriter::create(path)?;
+    let bar = if progress {
+        ProgressBar::new(count as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} generating [{bar:40}] {pos}/{len} scenes ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let threads = rayon::current_num_threads();
+    let chunk = (threads * 32).max(64);
+    let (mut agents, mut features) = (0usize, 0usize);
+    let mut layouts = [0usize; Layout::ALL.len()];
+    let mut begin = 0;
+    while begin < count {
+        let end = (begin + chunk).min(count);
+        for s in &generate_range(config, seed, begin..end) {
+            writer.push(s)?;
+            agents += s.tracks.len();
+            features += s.map.len();
+            if let Some(l) = Layout::of_scene_id(&s.id) {
+                layouts[l as usize] += 1;
+            }
+        }
+        bar.inc((end - begin) as u64);
+        begin = end;
+    }
+    let scenes = writer.finish()?;
+    bar.finish_and_clear();
+    Ok(GenReport {
+        path: path.to_path_buf(),
+        scenes,
+        layouts,
+        agents,
+        features,
+        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+        threads,
+    })
 }
 
 /// Moves the local network and logs into a world frame and builds the [`Scene`].
