@@ -103,6 +103,7 @@ impl Default for EnvConfig {
                 offroad: -0.75,
                 alpha: None,
                 beta: None,
+                anchor_temperature: None,
             },
             worlds_per_scene: 1,
         }

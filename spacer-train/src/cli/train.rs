@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// Weight of the KL term (default: the method's).
     #[arg(long)]
     pub beta: Option<f32>,
+    /// Temperature of the anchor's distributions in the reward and the KL term
+    /// (default 1: the anchor as trained).
+    #[arg(long)]
+    pub anchor_temperature: Option<f32>,
     /// The CPU learner: `native` (hand-written passes) or `burn`.
     #[arg(long, value_enum)]
     pub learner: Option<LearnerKind>,
@@ -77,6 +81,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if a.beta.is_some() {
         config.reward.beta = a.beta;
     }
+    if a.anchor_temperature.is_some() {
+        config.reward.anchor_temperature = a.anchor_temperature;
+    }
     if let Some(l) = a.learner {
         config.ppo.learner = l;
     }
@@ -88,10 +95,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         config.run.seed
     ));
     println!(
-        "spacer train: method {}, alpha {}, beta {}, {} agent-steps, {} worlds per batch, seed {} -> {}",
+        "spacer train: method {}, alpha {}, beta {}, anchor temperature {}, {} agent-steps, {} worlds per batch, seed {} -> {}",
         config.method.name(),
         config.alpha(),
         config.beta(),
+        config.anchor_temperature(),
         config.run.agent_steps,
         config.env.worlds,
         config.run.seed,

@@ -51,6 +51,25 @@ impl AnchorScores {
     }
 }
 
+impl AnchorScores {
+    /// Replaces every known distribution `log p` by `log_softmax(log p / t)`:
+    /// sharper below 1, flatter above; 1 leaves them as they are.
+    pub fn tempered(mut self, t: f32) -> Self {
+        if t != 1.0 {
+            let k = self.tokens;
+            self.log_probs
+                .par_chunks_mut(k)
+                .zip(self.valid.par_iter())
+                .filter(|(_, v)| **v)
+                .for_each(|(lp, _)| {
+                    lp.iter_mut().for_each(|v| *v /= t);
+                    log_softmax_in_place(lp);
+                });
+        }
+        self
+    }
+}
+
 /// The reference model with the map tokens of the scenes it has seen.
 #[derive(Debug)]
 pub struct Reference<B: Backend> {
@@ -154,4 +173,38 @@ pub fn log_softmax_in_place(l: &mut [f32]) {
     let z: f32 = l.iter().map(|&v| (v - max).exp()).sum();
     let lz = z.ln() + max;
     l.iter_mut().for_each(|v| *v -= lz);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempering_sharpens_renormalises_and_leaves_unknown_samples() {
+        let p = [0.7f32, 0.2, 0.1];
+        let mut log_probs: Vec<f32> = p.iter().map(|x| x.ln()).collect();
+        log_probs.extend([0.0; 3]);
+        let s = AnchorScores {
+            tokens: 3,
+            log_probs,
+            valid: vec![true, false],
+        };
+        assert_eq!(s.clone().tempered(1.0), s);
+        let t = s.clone().tempered(0.5);
+        // p^2 / sum p^2
+        let z: f32 = p.iter().map(|x| x * x).sum();
+        for (j, x) in p.iter().enumerate() {
+            assert!((t.log_probs[j] - (x * x / z).ln()).abs() < 1e-5);
+        }
+        assert_eq!(
+            &t.log_probs[3..],
+            &[0.0; 3],
+            "unknown samples stay as they are"
+        );
+        let total: f32 = t.get(0).unwrap().iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        // Flatter above 1.
+        let f = s.tempered(4.0);
+        assert!(f.get(0).unwrap()[0] < t.get(0).unwrap()[0]);
+    }
 }

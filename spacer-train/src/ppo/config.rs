@@ -135,6 +135,12 @@ pub struct RewardSection {
     /// Weight of the KL term in the loss; default: the method's.
     #[serde(default)]
     pub beta: Option<f32>,
+    /// Temperature applied to the anchor's token distributions before the
+    /// likelihood reward and the KL term: `log_softmax(log pi_anchor / T)`. Default
+    /// 1 (the anchor as trained, the paper's); below 1 sharpens it, e.g. to the
+    /// temperature the reference samples with closed loop.
+    #[serde(default)]
+    pub anchor_temperature: Option<f32>,
 }
 
 /// Which learner runs the updates on the CPU.
@@ -283,6 +289,11 @@ impl PpoConfig {
         self.reward.beta.unwrap_or(self.method.default_beta())
     }
 
+    /// The anchor temperature in effect (1 unless set).
+    pub fn anchor_temperature(&self) -> f32 {
+        self.reward.anchor_temperature.unwrap_or(1.0)
+    }
+
     /// Whether the reference model is needed (for the reward or the KL term).
     pub fn needs_reference(&self) -> bool {
         self.method == Method::Spacer && (self.alpha() != 0.0 || self.beta() != 0.0)
@@ -362,6 +373,10 @@ impl PpoConfig {
                 return bad(f, "must be in [0, 100]");
             }
         }
+        let t = self.anchor_temperature();
+        if !(t.is_finite() && t >= 0.05 && t <= 20.0) {
+            return bad("reward.anchor_temperature", "must be in [0.05, 20]");
+        }
         let p = &self.ppo;
         if !(p.lr > 0.0 && p.lr <= 1.0) {
             return bad("ppo.lr", "must be in (0, 1]");
@@ -428,6 +443,24 @@ mod tests {
         let text = PRESETS[0].1.replace("[reward]\n", "[reward]\nbeta = nan\n");
         let e = PpoConfig::parse(&text, "z.toml").unwrap_err().to_string();
         assert!(e.contains("reward.beta"), "{e}");
+        for t in ["0", "-1", "nan", "100"] {
+            let text = PRESETS[0].1.replace(
+                "[reward]\n",
+                &format!("[reward]\nanchor_temperature = {t}\n"),
+            );
+            let e = PpoConfig::parse(&text, "t.toml").unwrap_err().to_string();
+            assert!(e.contains("reward.anchor_temperature"), "{t}: {e}");
+        }
+        let text = PRESETS[0]
+            .1
+            .replace("[reward]\n", "[reward]\nanchor_temperature = 0.6\n");
+        assert_eq!(
+            PpoConfig::parse(&text, "t.toml")
+                .unwrap()
+                .anchor_temperature(),
+            0.6
+        );
+        assert_eq!(PpoConfig::resolve("cpu").unwrap().anchor_temperature(), 1.0);
         let e = PpoConfig::resolve("no-such-preset")
             .unwrap_err()
             .to_string();

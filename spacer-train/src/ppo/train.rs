@@ -411,6 +411,7 @@ pub fn train(
     let seed = config.run.seed;
     let alpha = config.alpha();
     let beta = config.beta();
+    let anchor_temperature = config.anchor_temperature();
     let mut updates_run = 0u64;
     while state.agent_steps < config.run.agent_steps {
         if control.max_updates.is_some_and(|m| updates_run >= m) {
@@ -461,7 +462,7 @@ pub fn train(
         let t1 = Instant::now();
         let mut ref_logp_mean = f64::NAN;
         let anchor: Option<AnchorScores> = if let Some(r) = reference.as_mut() {
-            let scores = r.score(&sim, &exp);
+            let scores = r.score(&sim, &exp).tempered(anchor_temperature);
             let (mut sum, mut count) = (0.0f64, 0usize);
             for i in 0..exp.len() {
                 if let Some(lp) = scores.get(i) {
@@ -478,7 +479,7 @@ pub fn train(
         } else {
             bc.as_ref()
                 .filter(|_| config.needs_bc())
-                .map(|b| score_cloned(b, &exp))
+                .map(|b| score_cloned(b, &exp).tempered(anchor_temperature))
         };
         let t_anchor = t1.elapsed().as_secs_f64();
         // The update.
