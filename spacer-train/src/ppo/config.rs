@@ -374,7 +374,7 @@ impl PpoConfig {
             }
         }
         let t = self.anchor_temperature();
-        if !(t.is_finite() && t >= 0.05 && t <= 20.0) {
+        if !(t.is_finite() && (0.05..=20.0).contains(&t)) {
             return bad("reward.anchor_temperature", "must be in [0.05, 20]");
         }
         let p = &self.ppo;
