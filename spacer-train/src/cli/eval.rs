@@ -14,6 +14,9 @@ use clap::Args;
 use super::args::DatasetArgs;
 use crate::eval::report::{Outputs, tables, write};
 use crate::eval::scenes::{SceneChoice, eval_scenes};
+use crate::eval::tuning::{
+    DEFAULT_TEMPERATURE_GRID, choices_table, choose_temperatures, evaluate_at_chosen,
+};
 use crate::eval::{
     AgentOptions, EvalConfig, check_ref_temperature, evaluate_specs, parse_specs, policy_selection,
 };
@@ -60,6 +63,12 @@ pub struct EvalArgs {
     /// Sampling temperature of policies (0 = argmax).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
+    /// Choose each policy's sampling temperature on the validation split: the one of
+    /// these (comma-separated; without values the default grid 0.5, 0.65, 0.8, 1,
+    /// 1.25, 1.6) with the best realism there; then evaluate it at that temperature
+    /// (`--temperature` is then unused).
+    #[arg(long, value_delimiter = ',', num_args = 0.., conflicts_with = "validation")]
+    pub choose_temperature: Option<Vec<f32>>,
     /// Policies sample among their top-k tokens (0 = all).
     #[arg(long, default_value_t = 0)]
     pub top_k: u16,
@@ -134,7 +143,39 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let results = evaluate_specs(&specs, &scenes, &options, &config, true)?;
+    let results = match &args.choose_temperature {
+        None => evaluate_specs(&specs, &scenes, &options, &config, true)?,
+        Some(grid) => {
+            let grid = if grid.is_empty() {
+                DEFAULT_TEMPERATURE_GRID.to_vec()
+            } else {
+                grid.clone()
+            };
+            let validation = eval_scenes(
+                &args.data.paths(),
+                &SceneChoice::Split(Split::Validation),
+                args.seed,
+                None,
+            )?;
+            println!(
+                "choosing policy temperatures on {} validation scenes",
+                validation.scenes.len()
+            );
+            let choices = choose_temperatures(
+                &specs,
+                &validation.scenes,
+                &options,
+                &config,
+                &grid,
+                args.top_k,
+                true,
+            )?;
+            print!("{}", choices_table(&choices));
+            evaluate_at_chosen(
+                &specs, &scenes, &options, &config, &choices, args.top_k, true,
+            )?
+        }
+    };
     print!("{}", tables(&results, &config));
     let outputs = Outputs {
         json: args.json,

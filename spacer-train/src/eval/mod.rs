@@ -29,6 +29,7 @@ use crate::sim::{Rollout, SimAgent, SimConfig, SimError, Simulator};
 pub mod registry;
 pub mod report;
 pub mod scenes;
+pub mod tuning;
 
 pub use registry::{AgentOptions, AgentSource, AgentSpec, RegistryError, parse_specs};
 
