@@ -13,7 +13,7 @@
 //! - [`late_fusion`]: the trainable late-fusion policy network (burn, and a
 //!   hand-written CPU forward/backward pass).
 //! - [`bc`]: behaviour cloning of the late-fusion policy (burn).
-//! - [`bench`]: the simulator's throughput (training's is [`ppo::bench`]).
+//! - [`bench`](mod@bench): the simulator's throughput (training's is [`ppo::bench`]).
 //! - [`eval`]: closed-loop evaluation with the WOSAC metrics, and the one registry of
 //!   sim agents.
 //! - [`training`]: the run skeleton and what every training loop shares.

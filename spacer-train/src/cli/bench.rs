@@ -3,7 +3,7 @@
 //! `spacer bench sim` runs full episodes (11 logged steps, 80 simulated) of a batch of
 //! worlds with one sim agent and reports controlled agent-steps per second, the share
 //! of time spent building observations, and the scene mix the number was measured on
-//! ([`crate::bench`]); `spacer bench train` the end-to-end training throughput
+//! ([`crate::bench`](mod@crate::bench)); `spacer bench train` the end-to-end training throughput
 //! ([`crate::ppo::bench`]).
 
 use std::path::PathBuf;
