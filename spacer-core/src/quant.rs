@@ -679,6 +679,9 @@ mod fast {
                 return super::x86::layer_norm_tanh(acc, m, eps, affine, out);
             }
         }
+        #[cfg(spacer_dsp)]
+        return super::dsp::layer_norm_tanh(acc, m, eps, affine, out);
+        #[cfg(not(spacer_dsp))]
         super::layer_norm_tanh(acc, m, eps, affine, out)
     }
 }

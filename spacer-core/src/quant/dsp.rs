@@ -407,29 +407,39 @@ pub fn dense_tile_max<const S: usize>(
     }
 }
 
-/// As [`super::portable::normalize_tanh`], unrolled: per element `ADD`, `ASR`, `SSAT`,
-/// `SMULWB`, `SSAT`, `SMLABB`, `ASR`, `ADD`, `SSAT`, the table lookup (`ASR`, `LDR`),
-/// the interpolation (`AND`, `SMLABT`, `ADD`) and the loads and store: 18 instructions.
+/// The LayerNorm's output step over 64 channels (see [`super::normalize_element`]):
+/// input `v_j` is `g_j` when `SH` = 6 (the deviation `d_j = 64 g_j - S` is formed on
+/// the fly, with `c = S - half`) or `d_j` itself when `SH` = 0 (`c = -half`); per
+/// element `RSB` (the deviation plus the rounding half), `ASR`, `SSAT`, `SMULWB`,
+/// `SSAT`, `SMLABB`, `ASR`, `ADD`, `SSAT`, the table lookup (`ASR`, `LDR`), the
+/// interpolation (`AND`, `SMLABT`, `ADD`) and the loads and store: 17 instructions.
+/// Outputs `2p` and `2p + 1` go to bytes `p OS` and `p OS + 2` of `out` (`OS` = 4: a
+/// plain array; `4 S`: a column of a [`Tile`] of `S` slots).
+///
+/// # Safety
+/// `v` and `affine` readable for 64 words, `out` writable for 32 pairs of halfwords at
+/// stride `OS` bytes, all aligned.
 #[inline(never)]
-pub fn normalize_tanh(
-    d: &[i32; HIDDEN],
+unsafe fn normalize_raw<const SH: u32, const OS: usize>(
+    v: *const i32,
+    c: i32,
     h: u32,
     inv: i32,
-    affine: &[u32; HIDDEN],
-    out: &mut [i16; HIDDEN],
+    affine: *const u32,
+    out: *mut i16,
 ) {
-    // `ASR` by a register uses its low byte; h <= 16 by construction.
-    let half = (1i32 << h) >> 1;
+    const { assert!((SH == 0 || SH == 6) && OS >= 4 && OS - 2 <= 255 && OS % 4 == 0) };
     // The table's middle entry: index t >> 6 runs over -512..=511 from here.
     let mid = TANH_Q15[512..].as_ptr();
-    // SAFETY: 64 words read from `d` and `affine`, 64 halfwords written to `out`, one
-    // table word per element at an index in -512..=511 from the table's middle (t is
-    // saturated to 16 bits first), all by post-incremented pointers.
+    // SAFETY: the caller's contract for `v`, `affine` and `out`; one table word per
+    // element at an index in -512..=511 from the table's middle (t is saturated to 16
+    // bits first); `ASR` by a register uses its low byte (h <= 17 by construction).
     unsafe {
         asm!(
-            ".rept 64",
+            ".rept 32",
+            ".irp step, 2, {odd}",
             "ldr {t}, [{pd}], #4",
-            "add {t}, {t}, {half}",
+            "rsb {t}, {c}, {t}, lsl #{sh}",
             "asr {t}, {t}, {h}",
             "ssat {t}, #16, {t}",
             "smulwb {t}, {inv}, {t}",
@@ -444,13 +454,16 @@ pub fn normalize_tanh(
             "and {t}, {t}, #63",
             "smlabt {t}, {t}, {u}, {c32}",
             "add {t}, {u}, {t}, lsr #6",
-            "strh {t}, [{po}], #2",
+            "strh {t}, [{po}], #\\step",
             ".endr",
-            pd = inout(reg) d.as_ptr() => _,
-            pa = inout(reg) affine.as_ptr() => _,
-            po = inout(reg) out.as_mut_ptr() => _,
+            ".endr",
+            sh = const SH,
+            odd = const OS - 2,
+            pd = inout(reg) v => _,
+            pa = inout(reg) affine => _,
+            po = inout(reg) out => _,
             mid = in(reg) mid,
-            half = in(reg) half,
+            c = in(reg) c,
             h = in(reg) h,
             inv = in(reg) inv,
             rnd = in(reg) 1i32 << (super::LN_FRAC_BITS - 1),
@@ -461,4 +474,153 @@ pub fn normalize_tanh(
             options(nostack),
         );
     }
+}
+
+/// As [`super::portable::normalize_tanh`].
+pub fn normalize_tanh(
+    d: &[i32; HIDDEN],
+    h: u32,
+    inv: i32,
+    affine: &[u32; HIDDEN],
+    out: &mut [i16; HIDDEN],
+) {
+    let half = (1i32 << h) >> 1;
+    // SAFETY: 64 words of `d` and `affine`; 64 halfwords of `out` (stride 4 per pair).
+    unsafe {
+        normalize_raw::<0, 4>(
+            d.as_ptr(),
+            half.wrapping_neg(),
+            h,
+            inv,
+            affine.as_ptr(),
+            out.as_mut_ptr(),
+        )
+    };
+}
+
+/// `g_j = smmulr(a_j, m_j)` written back over `a`, their sum `S` (wrapping) and the
+/// sum of their squares (64 bits): one pass, four channels per `LDM`. Not inlined: the
+/// compiler cannot size `.rept` blocks when it places literal pools.
+#[inline(never)]
+fn to_ln_unit(a: &mut [i32; HIDDEN], m: &[i32; HIDDEN]) -> (i32, u64) {
+    let (s, lo, hi): (i32, u32, u32);
+    // SAFETY: 64 words read and written in `a`, 64 read from `m`, by post-incremented
+    // pointers.
+    unsafe {
+        asm!(
+            "movs {s}, #0",
+            "movs {lo}, #0",
+            "movs {hi}, #0",
+            ".rept 16",
+            "ldm {pa}, {{r0, r1, r2, r3}}",
+            "ldrd {m0}, {m1}, [{pm}], #8",
+            "smmulr r0, r0, {m0}",
+            "smmulr r1, r1, {m1}",
+            "ldrd {m0}, {m1}, [{pm}], #8",
+            "smmulr r2, r2, {m0}",
+            "smmulr r3, r3, {m1}",
+            "stm {pa}!, {{r0, r1, r2, r3}}",
+            "add {s}, {s}, r0",
+            "smlal {lo}, {hi}, r0, r0",
+            "add {s}, {s}, r1",
+            "smlal {lo}, {hi}, r1, r1",
+            "add {s}, {s}, r2",
+            "smlal {lo}, {hi}, r2, r2",
+            "add {s}, {s}, r3",
+            "smlal {lo}, {hi}, r3, r3",
+            ".endr",
+            pa = inout(reg) a.as_mut_ptr() => _,
+            pm = inout(reg) m.as_ptr() => _,
+            m0 = out(reg) _,
+            m1 = out(reg) _,
+            s = out(reg) s,
+            lo = out(reg) lo,
+            hi = out(reg) hi,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+    (s, (hi as u64) << 32 | lo as u64)
+}
+
+/// `floor(sqrt(v))` for `v < 2^30`: the single-precision square root (`VSQRT`), within
+/// one of the floor, corrected to it exactly (as `u32::isqrt`).
+#[inline(always)]
+fn isqrt(v: u32) -> u32 {
+    let mut r: u32;
+    // SAFETY: registers, and `s0` saved and restored on the stack (the `sreg` class is
+    // not available on single-precision FPUs).
+    unsafe {
+        asm!(
+            "vpush {{s0}}",
+            "vmov s0, {v}",
+            "vcvt.f32.u32 s0, s0",
+            "vsqrt.f32 s0, s0",
+            "vcvt.u32.f32 s0, s0",
+            "vmov {r}, s0",
+            "vpop {{s0}}",
+            v = in(reg) v,
+            r = out(reg) r,
+            options(pure, nomem),
+        );
+    }
+    // v < 2^30: r <= 2^15, so r * r and (r + 1)^2 fit 32 bits.
+    while r * r > v {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= v {
+        r += 1;
+    }
+    r
+}
+
+/// As [`super::layer_norm_tanh`] for the sums the network produces (`|g_j| < 2^24`;
+/// validation bounds them by 2^20): the sum and the sum of squares of `g` in one pass,
+/// `sum_j d_j^2 = 4096 sum_j g_j^2 - 64 S^2` (exact: no deviation or sum wraps within
+/// that bound), and the deviations formed in the output step, whose outputs `2p` and
+/// `2p + 1` go to bytes `p OS` and `p OS + 2` of `out`.
+///
+/// # Safety
+/// `out` writable for 32 pairs of halfwords at stride `OS` bytes, aligned.
+unsafe fn layer_norm_tanh_raw<const OS: usize>(
+    acc: &mut [i32; HIDDEN],
+    m: &[i32; HIDDEN],
+    eps: u64,
+    affine: &[u32; HIDDEN],
+    out: *mut i16,
+) {
+    let (s, q) = to_ln_unit(acc, m);
+    let var = (q << 12).wrapping_sub(((s as i64 * s as i64) as u64) << 6);
+    let w = var.wrapping_add(eps);
+    let bits = 64 - w.leading_zeros();
+    let shift = if bits > 30 { (bits - 29) & !1 } else { 0 };
+    let r = isqrt((w >> shift) as u32).max(1) as i32;
+    let inv = i32::MAX / r;
+    let h = shift / 2;
+    let half = (1i32 << h) >> 1;
+    // SAFETY: 64 words of `acc` and `affine`; `out` by the caller's contract.
+    unsafe {
+        normalize_raw::<6, OS>(acc.as_ptr(), s.wrapping_sub(half), h, inv, affine.as_ptr(), out)
+    };
+}
+
+/// As [`super::layer_norm_tanh`] (see [`layer_norm_tanh_raw`] for the range).
+pub fn layer_norm_tanh(
+    acc: &mut [i32; HIDDEN],
+    m: &[i32],
+    eps: u64,
+    affine: &[u32],
+    out: &mut [i16; HIDDEN],
+) {
+    let (Ok(m), Ok(affine)) = (
+        <&[i32; HIDDEN]>::try_from(m),
+        <&[u32; HIDDEN]>::try_from(affine),
+    ) else {
+        return super::layer_norm_tanh(acc, m, eps, affine, out);
+    };
+    // SAFETY: 64 halfwords of `out`, pairs 4 bytes apart.
+    unsafe { layer_norm_tanh_raw::<4>(acc, m, eps, affine, out.as_mut_ptr()) };
 }
