@@ -664,6 +664,25 @@ mod fast {
         }
     }
 
+    /// [`layer_norm_tanh`] into column `col` of `tile`.
+    pub(super) fn layer_norm_tanh_column<const S: usize>(
+        acc: &mut [i32; HIDDEN],
+        m: &[i32],
+        eps: u64,
+        affine: &[u32],
+        tile: &mut Tile<S>,
+        col: usize,
+    ) {
+        #[cfg(spacer_dsp)]
+        super::dsp::layer_norm_tanh_column(acc, m, eps, affine, tile, col);
+        #[cfg(not(spacer_dsp))]
+        {
+            let mut t = [0i16; HIDDEN];
+            layer_norm_tanh(acc, m, eps, affine, &mut t);
+            tile.set_column(col, &t);
+        }
+    }
+
     pub(super) fn layer_norm_tanh(
         acc: &mut [i32; HIDDEN],
         m: &[i32],
@@ -839,6 +858,34 @@ impl<'w> QuantNet<'w> {
         );
     }
 
+    /// [`QuantNet::first_stage`] with its outputs written into column `col` of `tile`.
+    fn first_stage_column<const S: usize>(
+        &self,
+        e: &QuantEncoderLayout,
+        x: &[f32],
+        tile: &mut Tile<S>,
+        col: usize,
+    ) {
+        let mut q = [0u32; pairs(ROAD_FEATURES)];
+        fast::quantize(x, self.words_at(e.in_scale, e.inputs), &mut q);
+        let np = pairs(e.inputs).min(q.len());
+        let mut acc = [0i32; HIDDEN];
+        fast::dense(
+            &q[..np],
+            self.words_at(e.l1_w, packed_words(e.inputs, HIDDEN)),
+            self.i32s_at(e.l1_b, HIDDEN),
+            &mut acc,
+        );
+        fast::layer_norm_tanh_column(
+            &mut acc,
+            self.i32s_at(e.l1_m, HIDDEN),
+            read_u64(self.words_at(e.ln_eps, 2)),
+            self.words_at(e.ln_affine, HIDDEN),
+            tile,
+            col,
+        );
+    }
+
     /// [`QuantNet::first_stage`] of the first `n` slots into the columns of `tile`.
     fn first_tile<const S: usize>(
         &self,
@@ -865,10 +912,8 @@ impl<'w> QuantNet<'w> {
             };
             return;
         }
-        let mut t = [0i16; HIDDEN];
         for (k, x) in slots.iter().enumerate().take(n) {
-            self.first_stage(e, x, &mut t);
-            tile.set_column(k, &t);
+            self.first_stage_column(e, x, tile, k);
         }
     }
 

@@ -624,3 +624,35 @@ pub fn layer_norm_tanh(
     // SAFETY: 64 halfwords of `out`, pairs 4 bytes apart.
     unsafe { layer_norm_tanh_raw::<4>(acc, m, eps, affine, out.as_mut_ptr()) };
 }
+
+/// [`layer_norm_tanh`] with its outputs written straight into column `col` of `tile`
+/// (pairs `4 S` bytes apart), for the tiles this target uses (one or two slots).
+pub fn layer_norm_tanh_column<const S: usize>(
+    acc: &mut [i32; HIDDEN],
+    m: &[i32],
+    eps: u64,
+    affine: &[u32],
+    tile: &mut Tile<S>,
+    col: usize,
+) {
+    let (Ok(m), Ok(affine), true) = (
+        <&[i32; HIDDEN]>::try_from(m),
+        <&[u32; HIDDEN]>::try_from(affine),
+        col < S && (S == 1 || S == 2),
+    ) else {
+        let mut t = [0i16; HIDDEN];
+        super::layer_norm_tanh(acc, m, eps, affine, &mut t);
+        tile.set_column(col, &t);
+        return;
+    };
+    let out = tile.rows.as_mut_ptr().cast::<u32>().wrapping_add(col).cast::<i16>();
+    // SAFETY: word `col` of each of the 32 rows of `S` words: 32 pairs of halfwords,
+    // `4 S` bytes apart, inside the tile.
+    unsafe {
+        if S == 1 {
+            layer_norm_tanh_raw::<4>(acc, m, eps, affine, out);
+        } else {
+            layer_norm_tanh_raw::<8>(acc, m, eps, affine, out);
+        }
+    }
+}
