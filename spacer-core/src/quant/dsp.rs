@@ -25,35 +25,39 @@ use super::{HIDDEN, HP, TANH_Q15, Tile, portable};
 /// Bytes between two input pairs' rows of a 64-output packed matrix.
 const ROW64: usize = 4 * HP;
 
-/// `blocks` blocks of four outputs: for block `b`, `acc[4b..4b+4] += sum_{k < M}
-/// x_k . (row k's words 2b and 2b + 1)`, where pair `k` is the word at `px + k * XS`
-/// bytes and row `k` starts `WS` bytes after row `k - 1`. The loop over the blocks is in
-/// the assembly too (the compiler cannot size `.rept` blocks, so no branch of its own
-/// spans one).
+/// `blocks` blocks of four outputs: for block `b`, `acc[4b..4b+4] = src[4b..4b+4] +
+/// sum_{k < M} x_k . (row k's words 2b and 2b + 1)`, where pair `k` is the word at
+/// `px + k * XS` bytes and row `k` starts `WS` bytes after row `k - 1` (`src` may be
+/// `acc`, or the biases: no separate copy). The loop over the blocks is in the
+/// assembly too (the compiler cannot size `.rept` blocks, so no branch of its own spans
+/// one).
 ///
 /// # Safety
 /// `px` readable for `M` words at stride `XS`; `pw` for `M` rows at stride `WS` of
-/// `2 blocks` words; `acc` readable and writable for `4 blocks` values; all 4-aligned;
-/// `blocks >= 1`.
+/// `2 blocks` words; `src` readable and `acc` writable for `4 blocks` values; all
+/// 4-aligned; `blocks >= 1`.
 #[inline(never)]
 unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
     px: *const u32,
     pw: *const u32,
+    src: *const i32,
     acc: *mut i32,
     blocks: usize,
 ) {
     // Post-indexed immediates: LDR takes 0..=255, LDRD multiples of 4 up to 1020 (the
-    // assembler would silently truncate others).
-    const { assert!(XS <= 255 && WS <= 1020 && WS % 4 == 0 && M * XS <= 4095 && M >= 1) };
+    // assembler would silently truncate others); SUBW 0..=4095.
+    const {
+        assert!(
+            XS <= 255 && WS <= 1020 && WS % 4 == 0 && M * XS <= 4095 && M >= 1 && M * WS <= 4103
+        )
+    };
     // SAFETY: the caller's contract; the block count lives on the stack during the loop.
     unsafe {
         asm!(
             "push {{{n}}}",
-            "movw {n}, #{dlo}",
-            "movt {n}, #{dhi}",
             "2:",
-            "ldrd {a0}, {a1}, [{pa}]",
-            "ldrd {a2}, {a3}, [{pa}, #8]",
+            "ldrd {a0}, {a1}, [{ps}], #8",
+            "ldrd {a2}, {a3}, [{ps}], #8",
             ".rept {m}",
             "ldr {x}, [{px}], #{xs}",
             "ldrd {w0}, {w1}, [{pw}], #{ws}",
@@ -69,7 +73,7 @@ unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
             "strd {a0}, {a1}, [{pa}], #8",
             "strd {a2}, {a3}, [{pa}], #8",
             "sub {px}, {px}, #{xback}",
-            "sub {pw}, {pw}, {n}",
+            "subw {pw}, {pw}, #{d}",
             "ldr {x}, [sp]",
             "subs {x}, {x}, #1",
             "str {x}, [sp]",
@@ -79,11 +83,11 @@ unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
             xs = const XS,
             ws = const WS,
             xback = const M * XS,
-            dlo = const (M * WS - 8) & 0xFFFF,
-            dhi = const (M * WS - 8) >> 16,
-            n = inout(reg) blocks => _,
+            d = const M * WS - 8,
+            n = in(reg) blocks,
             px = inout(reg) px => _,
             pw = inout(reg) pw => _,
+            ps = inout(reg) src => _,
             pa = inout(reg) acc => _,
             x = out(reg) _,
             w0 = out(reg) _,
@@ -295,16 +299,20 @@ unsafe fn layer2_x2(x: *const u32, w: *const u32, b: *const i32, pooled: *mut i3
     }
 }
 
-/// Adds a run of `M` consecutive input pairs (`x`, and their weight rows `w`, 32 words
-/// each) to all 64 outputs in `acc`.
-fn run64<const M: usize>(x: &[u32], w: &[u32], acc: &mut [i32; HIDDEN]) {
+/// A run of `M` consecutive input pairs (`x`, and their weight rows `w`, 32 words
+/// each) added to `src` (the biases for the first run, else `acc` itself), into all 64
+/// outputs in `acc`.
+fn run64<const M: usize>(x: &[u32], w: &[u32], src: Option<&[i32; HIDDEN]>, acc: &mut [i32; HIDDEN]) {
     if x.len() < M || w.len() < M * HP {
         return;
     }
+    let pa = acc.as_mut_ptr();
+    let ps = src.map_or(pa.cast_const(), |b| b.as_ptr());
     // SAFETY: M pairs in `x`; M rows of 32 words (stride 128 bytes) in `w`, of which
-    // 16 blocks of two words are read; 64 values in `acc`.
+    // 16 blocks of two words are read; 64 values in `src` (read before each is written
+    // when it is `acc`) and `acc`.
     unsafe {
-        blocks4::<M, 4, ROW64>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), HIDDEN / 4);
+        blocks4::<M, 4, ROW64>(x.as_ptr(), w.as_ptr(), ps, pa, HIDDEN / 4);
     }
 }
 
@@ -320,7 +328,7 @@ pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
     ) && x.len() <= 7
         && w.len() == x.len() * HP
     {
-        *acc = *b;
+        let mut src = Some(b);
         let mut p = 0;
         while p < x.len() {
             if x[p] == 0 {
@@ -333,14 +341,18 @@ pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
             }
             let (xr, wr) = (&x[start..p], &w[start * HP..p * HP]);
             match p - start {
-                1 => run64::<1>(xr, wr, acc),
-                2 => run64::<2>(xr, wr, acc),
-                3 => run64::<3>(xr, wr, acc),
-                4 => run64::<4>(xr, wr, acc),
-                5 => run64::<5>(xr, wr, acc),
-                6 => run64::<6>(xr, wr, acc),
-                _ => run64::<7>(xr, wr, acc),
+                1 => run64::<1>(xr, wr, src, acc),
+                2 => run64::<2>(xr, wr, src, acc),
+                3 => run64::<3>(xr, wr, src, acc),
+                4 => run64::<4>(xr, wr, src, acc),
+                5 => run64::<5>(xr, wr, src, acc),
+                6 => run64::<6>(xr, wr, src, acc),
+                _ => run64::<7>(xr, wr, src, acc),
             }
+            src = None;
+        }
+        if let Some(b) = src {
+            *acc = *b;
         }
         return;
     }
@@ -397,10 +409,12 @@ pub fn dense_tile_max<const S: usize>(
         // SAFETY: 32 rows of two slots; 32 x 32 weight words; 64 biases and pooled.
         unsafe { layer2_x2(base, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()) };
     } else if n == 1 {
-        let mut v = *b;
+        let mut v = [0i32; HIDDEN];
         // SAFETY: slot 0 of the 32 rows (stride 8 bytes); 32 weight rows of 32 words
-        // (16 blocks of two); 64 values in `v`.
-        unsafe { blocks4::<HP, 8, ROW64>(base, w.as_ptr(), v.as_mut_ptr(), HIDDEN / 4) };
+        // (16 blocks of two); 64 values in `b` and `v`.
+        unsafe {
+            blocks4::<HP, 8, ROW64>(base, w.as_ptr(), b.as_ptr(), v.as_mut_ptr(), HIDDEN / 4)
+        };
         for (p, vj) in pooled.iter_mut().zip(v) {
             *p = (*p).max(vj);
         }
