@@ -657,6 +657,9 @@ mod fast {
         }
         *q = [0; 7];
         for (i, (&xi, &s)) in x.iter().zip(scale).enumerate() {
+            #[cfg(spacer_dsp)]
+            let v = super::dsp::quantize_input(xi, f32::from_bits(s)) as u16 as u32;
+            #[cfg(not(spacer_dsp))]
             let v = super::quantize_input(xi, f32::from_bits(s)) as u16 as u32;
             if let Some(w) = q.get_mut(i / 2) {
                 *w |= v << (16 * (i % 2));

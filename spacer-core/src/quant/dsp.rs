@@ -670,3 +670,14 @@ pub fn layer_norm_tanh_column<const S: usize>(
         }
     }
 }
+
+/// As [`super::quantize_input`], with the clamp after the conversion: `x * scale` plus
+/// a half of its sign, converted (truncating, saturating, NaN to 0: `VCVT`), then
+/// clamped to ±32767 in integers. The same result for every input: within ±32767 the
+/// float steps are the same, beyond it both give the bound.
+#[inline(always)]
+pub(crate) fn quantize_input(x: f32, scale: f32) -> i16 {
+    let v = x * scale;
+    let r = v + 0.5f32.copysign(v);
+    (r as i32).clamp(-super::ACT_MAX, super::ACT_MAX) as i16
+}
