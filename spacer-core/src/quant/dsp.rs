@@ -48,7 +48,12 @@ unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
     // assembler would silently truncate others); SUBW 0..=4095.
     const {
         assert!(
-            XS <= 255 && WS <= 1020 && WS % 4 == 0 && M * XS <= 4095 && M >= 1 && M * WS <= 4103
+            XS <= 255
+                && WS <= 1020
+                && WS.is_multiple_of(4)
+                && M * XS <= 4095
+                && M >= 1
+                && M * WS <= 4103
         )
     };
     // SAFETY: the caller's contract; the block count lives on the stack during the loop.
@@ -113,7 +118,11 @@ unsafe fn blocks4_x2<const M: usize, const WS: usize>(
     acc: *mut i32,
     blocks: usize,
 ) {
-    const { assert!(WS <= 1020 && WS % 4 == 0 && M % 2 == 0 && M * 4 <= 4095 && M >= 2) };
+    const {
+        assert!(
+            WS <= 1020 && WS.is_multiple_of(4) && M.is_multiple_of(2) && M * 4 <= 4095 && M >= 2
+        )
+    };
     // SAFETY: the caller's contract; the block count and the stride correction live on
     // the stack during the loop.
     unsafe {
@@ -302,7 +311,12 @@ unsafe fn layer2_x2(x: *const u32, w: *const u32, b: *const i32, pooled: *mut i3
 /// A run of `M` consecutive input pairs (`x`, and their weight rows `w`, 32 words
 /// each) added to `src` (the biases for the first run, else `acc` itself), into all 64
 /// outputs in `acc`.
-fn run64<const M: usize>(x: &[u32], w: &[u32], src: Option<&[i32; HIDDEN]>, acc: &mut [i32; HIDDEN]) {
+fn run64<const M: usize>(
+    x: &[u32],
+    w: &[u32],
+    src: Option<&[i32; HIDDEN]>,
+    acc: &mut [i32; HIDDEN],
+) {
     if x.len() < M || w.len() < M * HP {
         return;
     }
@@ -442,7 +456,7 @@ unsafe fn normalize_raw<const SH: u32, const OS: usize>(
     affine: *const u32,
     out: *mut i16,
 ) {
-    const { assert!((SH == 0 || SH == 6) && OS >= 4 && OS - 2 <= 255 && OS % 4 == 0) };
+    const { assert!((SH == 0 || SH == 6) && OS >= 4 && OS - 2 <= 255 && OS.is_multiple_of(4)) };
     // The table's middle entry: index t >> 6 runs over -512..=511 from here.
     let mid = TANH_Q15[512..].as_ptr();
     // SAFETY: the caller's contract for `v`, `affine` and `out`; one table word per
@@ -617,7 +631,14 @@ unsafe fn layer_norm_tanh_raw<const OS: usize>(
     let half = (1i32 << h) >> 1;
     // SAFETY: 64 words of `acc` and `affine`; `out` by the caller's contract.
     unsafe {
-        normalize_raw::<6, OS>(acc.as_ptr(), s.wrapping_sub(half), h, inv, affine.as_ptr(), out)
+        normalize_raw::<6, OS>(
+            acc.as_ptr(),
+            s.wrapping_sub(half),
+            h,
+            inv,
+            affine.as_ptr(),
+            out,
+        )
     };
 }
 
@@ -659,7 +680,12 @@ pub fn layer_norm_tanh_column<const S: usize>(
         tile.set_column(col, &t);
         return;
     };
-    let out = tile.rows.as_mut_ptr().cast::<u32>().wrapping_add(col).cast::<i16>();
+    let out = tile
+        .rows
+        .as_mut_ptr()
+        .cast::<u32>()
+        .wrapping_add(col)
+        .cast::<i16>();
     // SAFETY: word `col` of each of the 32 rows of `S` words: 32 pairs of halfwords,
     // `4 S` bytes apart, inside the tile.
     unsafe {
