@@ -1104,6 +1104,23 @@ impl SlotMask {
         self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
     }
 
+    /// Whether at least `k` slots are set (stops counting at `k`).
+    #[cfg(spacer_dsp)]
+    pub(crate) fn at_least(&self, k: u32) -> bool {
+        let mut n = 0;
+        for &w in &self.0 {
+            let mut w = w;
+            while w != 0 {
+                n += 1;
+                if n >= k {
+                    return true;
+                }
+                w &= w - 1;
+            }
+        }
+        n >= k
+    }
+
     #[inline(always)]
     fn set(&mut self, i: usize) {
         if let Some(w) = self.0.get_mut(i / 64) {

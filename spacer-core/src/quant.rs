@@ -474,6 +474,13 @@ pub(crate) const POOL_TILE: usize = 2;
 #[cfg(not(spacer_dsp))]
 pub(crate) const POOL_TILE: usize = 8;
 
+/// A second layer's weights prepared for this target's kernel: widened to int16 on
+/// the Cortex-M4 ([`dsp::Wide`]); nothing elsewhere.
+#[cfg(spacer_dsp)]
+type L2Wide = dsp::Wide;
+#[cfg(not(spacer_dsp))]
+type L2Wide = ();
+
 /// Input pairs of a 64-wide layer.
 const HP: usize = HIDDEN / 2;
 
@@ -920,14 +927,25 @@ impl<'w> QuantNet<'w> {
         }
     }
 
-    /// The second layer of the first `n` columns of `tile`, max-pooled into `pooled`.
-    fn second_stage<const S: usize>(
+    /// The second layer of the first `n` columns of `tile`, max-pooled into `pooled`
+    /// (from `wide`, the weights widened to int16, when given).
+    fn second_stage(
         &self,
         e: &QuantEncoderLayout,
-        tile: &Tile<S>,
+        tile: &Tile<POOL_TILE>,
         n: usize,
         pooled: &mut [i32; HIDDEN],
+        wide: Option<&L2Wide>,
     ) {
+        #[cfg(spacer_dsp)]
+        if let (Some(w), Ok(b)) = (
+            wide,
+            <&[i32; HIDDEN]>::try_from(self.i32s_at(e.l2_b, HIDDEN)),
+        ) {
+            return dsp::dense_tile_max_wide(tile, n, w, b, pooled);
+        }
+        #[cfg(not(spacer_dsp))]
+        let _ = wide;
         fast::dense_tile_max(
             tile,
             n,
@@ -965,6 +983,30 @@ impl<'w> QuantNet<'w> {
         empty: &[i32; HIDDEN],
         out: &mut [i32; HIDDEN],
     ) {
+        // Widening the second layer's weights costs about as much as three slots
+        // save with them.
+        #[cfg(spacer_dsp)]
+        if occupied.at_least(3) {
+            return dsp::with_wide(
+                self.words_at(e.l2_w, packed_words(HIDDEN, HIDDEN)),
+                |wide| self.pool_with(e, slots, width, occupied, empty, out, wide),
+            );
+        }
+        self.pool_with(e, slots, width, occupied, empty, out, None)
+    }
+
+    /// [`QuantNet::pool`] with the second layer's weights widened (`wide`) or not.
+    #[allow(clippy::too_many_arguments)]
+    fn pool_with(
+        &self,
+        e: &QuantEncoderLayout,
+        slots: &[f32],
+        width: usize,
+        occupied: &SlotMask,
+        empty: &[i32; HIDDEN],
+        out: &mut [i32; HIDDEN],
+        wide: Option<&L2Wide>,
+    ) {
         // Integer max is exact and order-free: merge in any order, from the smallest
         // value up.
         *out = [i32::MIN; HIDDEN];
@@ -988,14 +1030,14 @@ impl<'w> QuantNet<'w> {
             n += 1;
             if n == POOL_TILE {
                 self.first_tile(e, &pending, n, &mut tile);
-                self.second_stage(e, &tile, n, out);
+                self.second_stage(e, &tile, n, out, wide);
                 n = 0;
                 any = true;
             }
         }
         if n > 0 {
             self.first_tile(e, &pending, n, &mut tile);
-            self.second_stage(e, &tile, n, out);
+            self.second_stage(e, &tile, n, out, wide);
             any = true;
         }
         if !any {
@@ -1223,6 +1265,27 @@ pub fn check_kernels(seed: u64, cases: usize, head_words: &[u32]) -> Result<usiz
                 return Err(case);
             }
             compared += n * HIDDEN;
+            // The same from the weights widened to int16, as the pooled encoders run
+            // it with three or more occupied slots.
+            #[cfg(spacer_dsp)]
+            {
+                let mut c = [0i32; HIDDEN];
+                for v in c.iter_mut() {
+                    *v = rng.next_u32() as i32 >> 3;
+                }
+                let mut d = c;
+                let bias64: &[i32; HIDDEN] = bias.first_chunk().unwrap_or(&[0; HIDDEN]);
+                dsp::with_wide(w, |wide| {
+                    if let Some(wide) = wide {
+                        dsp::dense_tile_max_wide(&tile, n, wide, bias64, &mut c);
+                    }
+                });
+                portable::dense_tile_max(&tile, n, w, bias64, &mut d);
+                if c != d {
+                    return Err(case);
+                }
+                compared += n * HIDDEN;
+            }
         }
     }
     Ok(compared)

@@ -308,6 +308,183 @@ unsafe fn layer2_x2(x: *const u32, w: *const u32, b: *const i32, pooled: *mut i3
     }
 }
 
+/// Words of a 64 x 64 int8 matrix widened to int16 pairs ([`widen`]).
+pub(crate) const WIDE_WORDS: usize = 2 * HP * HP;
+
+/// A 64 x 64 int8 matrix widened to int16 pairs, transposed to output-pair-major:
+/// words `64 q + 2 p` and `64 q + 2 p + 1` hold `SXTB16` and `SXTB16 ROR 8` of packed
+/// word `(p, q)`, i.e. `(w[2p][2q], w[2p+1][2q])` and `(w[2p][2q+1], w[2p+1][2q+1])`
+/// as int16 lanes: one output pair's weights for consecutive input pairs lie side by
+/// side, ready for `LDM` and `SMLAD` against the tile's input pairs.
+pub(crate) type Wide = [u32; WIDE_WORDS];
+
+/// Writes [`Wide`] of the packed 32 x 32-word matrix at `w` to `out`: per two input
+/// pairs and two output pairs, two `LDRD`, eight `SXTB16` and two `STM` (three
+/// instructions per weight word).
+///
+/// # Safety
+/// `w` readable for 1024 words, `out` writable for 2048, both 4-aligned.
+#[inline(never)]
+unsafe fn widen_raw(w: *const u32, out: *mut u32) {
+    // SAFETY: the caller's contract; r4-r11 and lr saved and restored on the stack.
+    unsafe {
+        asm!(
+            "push {{r4-r11, lr}}",
+            // r0: word (p, q) of the source; r1, r12: output pairs q and q + 1 at
+            // input pair p; r8: pairs of output pairs left.
+            "add r12, r1, #256",
+            "movs r8, #16",
+            "1:",
+            ".rept 16",
+            "ldrd r9, r10, [r0, #128]",
+            "ldrd r2, r3, [r0], #256",
+            "sxtb16 r4, r2",
+            "sxtb16 r5, r2, ror #8",
+            "sxtb16 r6, r9",
+            "sxtb16 r7, r9, ror #8",
+            "stm r1!, {{r4-r7}}",
+            "sxtb16 r4, r3",
+            "sxtb16 r5, r3, ror #8",
+            "sxtb16 r6, r10",
+            "sxtb16 r7, r10, ror #8",
+            "stm r12!, {{r4-r7}}",
+            ".endr",
+            "subw r0, r0, #4088",
+            "add r1, r1, #256",
+            "add r12, r12, #256",
+            "subs r8, r8, #1",
+            "bne 1b",
+            "pop {{r4-r11, lr}}",
+            inout("r0") w => _,
+            inout("r1") out => _,
+            out("r2") _,
+            out("r3") _,
+            out("r12") _,
+        );
+    }
+}
+
+/// Widens the 64 x 64 packed matrix `w` (1024 words) into a [`Wide`] on the stack and
+/// hands it to `f` (`None` when `w` has another length).
+pub(crate) fn with_wide<R>(w: &[u32], f: impl FnOnce(Option<&Wide>) -> R) -> R {
+    let Ok(w) = <&[u32; HP * HP]>::try_from(w) else {
+        return f(None);
+    };
+    let mut buf = core::mem::MaybeUninit::<Wide>::uninit();
+    // SAFETY: 1024 words read from `w`; every one of the 2048 words of `buf` written
+    // (16 x 16 blocks of 8), so it is initialised afterwards.
+    let wide = unsafe {
+        widen_raw(w.as_ptr(), buf.as_mut_ptr().cast::<u32>());
+        buf.assume_init_ref()
+    };
+    f(Some(wide))
+}
+
+/// The 64 x 64 second layer over [`Wide`] weights of one (`TWO` = false: slot 0) or
+/// two slots whose pairs lie side by side (`x`: 32 rows of two words), max-pooled
+/// into `pooled`: per output pair the biases, then per two input pairs one `LDM` of
+/// both slots' pairs (`r0`..`r3`), one of the four weight words (`r4`..`r7`) and eight
+/// (four) `SMLAD`, then the max into `pooled`.
+///
+/// # Safety
+/// `x` readable for 64 words, `w` for 2048, `b` for 64, `pooled` readable and writable
+/// for 64, all 4-aligned.
+#[inline(never)]
+unsafe fn layer2_wide<const TWO: bool>(
+    x: *const u32,
+    w: *const u32,
+    b: *const i32,
+    pooled: *mut i32,
+) {
+    // SAFETY: the caller's contract; r4-r11 and lr saved and restored, and the bias
+    // and pooled pointers and the end of `w` kept, on the stack.
+    unsafe {
+        asm!(
+            "push {{r4-r11, lr}}",
+            "add r12, r1, #8192",
+            // [sp] = biases, [sp + 4] = pooled, [sp + 8] = end of the weights.
+            "push {{r2, r3, r12}}",
+            "mov r12, r0",
+            "mov lr, r1",
+            "1:",
+            "ldr r0, [sp]",
+            "ldrd r8, r9, [r0], #8",
+            "str r0, [sp]",
+            ".if {two}",
+            "mov r10, r8",
+            "mov r11, r9",
+            ".endif",
+            ".rept 16",
+            "ldm r12!, {{r0-r3}}",
+            "ldm lr!, {{r4-r7}}",
+            "smlad r8, r0, r4, r8",
+            "smlad r9, r0, r5, r9",
+            ".if {two}",
+            "smlad r10, r1, r4, r10",
+            "smlad r11, r1, r5, r11",
+            ".endif",
+            "smlad r8, r2, r6, r8",
+            "smlad r9, r2, r7, r9",
+            ".if {two}",
+            "smlad r10, r3, r6, r10",
+            "smlad r11, r3, r7, r11",
+            ".endif",
+            ".endr",
+            "sub r12, r12, #256",
+            "ldr r4, [sp, #4]",
+            "ldrd r0, r1, [r4]",
+            "cmp r8, r0",
+            "it gt",
+            "movgt r0, r8",
+            "cmp r9, r1",
+            "it gt",
+            "movgt r1, r9",
+            ".if {two}",
+            "cmp r10, r0",
+            "it gt",
+            "movgt r0, r10",
+            "cmp r11, r1",
+            "it gt",
+            "movgt r1, r11",
+            ".endif",
+            "strd r0, r1, [r4], #8",
+            "str r4, [sp, #4]",
+            "ldr r0, [sp, #8]",
+            "cmp lr, r0",
+            "bne 1b",
+            "add sp, sp, #12",
+            "pop {{r4-r11, lr}}",
+            two = const TWO as u32,
+            inout("r0") x => _,
+            inout("r1") w => _,
+            inout("r2") b => _,
+            inout("r3") pooled => _,
+            out("r12") _,
+        );
+    }
+}
+
+/// As [`super::portable::dense_tile_max`] with the weights as [`Wide`] (see
+/// [`with_wide`]): two slots per pass, or one.
+pub(crate) fn dense_tile_max_wide(
+    tile: &Tile<2>,
+    n: usize,
+    w: &Wide,
+    b: &[i32; HIDDEN],
+    pooled: &mut [i32; HIDDEN],
+) {
+    let x = tile.rows.as_ptr() as *const u32;
+    // SAFETY: 32 rows of two slots (64 words); 2048 weight words; 64 biases and
+    // pooled values.
+    unsafe {
+        match n {
+            0 => {}
+            1 => layer2_wide::<false>(x, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()),
+            _ => layer2_wide::<true>(x, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()),
+        }
+    }
+}
+
 /// A run of `M` consecutive input pairs (`x`, and their weight rows `w`, 32 words
 /// each) added to `src` (the biases for the first run, else `acc` itself), into all 64
 /// outputs in `acc`.
