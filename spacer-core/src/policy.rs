@@ -1104,6 +1104,12 @@ impl SlotMask {
         self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 != 0)
     }
 
+    /// The bits, slot `i` at bit `i % 64` of word `i / 64`.
+    #[inline(always)]
+    pub(crate) fn words(&self) -> &[u64; 4] {
+        &self.0
+    }
+
     /// Whether at least `k` slots are set (stops counting at `k`).
     #[cfg(spacer_dsp)]
     pub(crate) fn at_least(&self, k: u32) -> bool {

@@ -1008,39 +1008,44 @@ impl<'w> QuantNet<'w> {
         wide: Option<&L2Wide>,
     ) {
         // Integer max is exact and order-free: merge in any order, from the smallest
-        // value up.
+        // value up. The occupied slots are visited by their mask bits (most slots are
+        // empty), the empty encoding merged once at the end if any slot was empty.
         *out = [i32::MIN; HIDDEN];
-        let mut any = false;
-        let mut seen_empty = false;
+        let n_slots = slots.len().checked_div(width).unwrap_or(0);
+        let mut done = 0usize;
         let mut tile = Tile::<POOL_TILE>::new();
         let mut pending: [&[f32]; POOL_TILE] = [&[]; POOL_TILE];
         let mut n = 0usize;
-        for (i, slot) in slots.chunks_exact(width).enumerate() {
-            if !occupied.get(i) {
-                if !seen_empty {
-                    seen_empty = true;
-                    any = true;
-                    for (o, &v) in out.iter_mut().zip(empty.iter()) {
-                        *o = (*o).max(v);
-                    }
+        for (k, &word) in occupied.words().iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let i = 64 * k + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let Some(slot) = slots.get(i * width..(i + 1) * width) else {
+                    continue;
+                };
+                if i >= n_slots {
+                    continue;
                 }
-                continue;
-            }
-            pending[n] = slot;
-            n += 1;
-            if n == POOL_TILE {
-                self.first_tile(e, &pending, n, &mut tile);
-                self.second_stage(e, &tile, n, out, wide);
-                n = 0;
-                any = true;
+                pending[n] = slot;
+                n += 1;
+                done += 1;
+                if n == POOL_TILE {
+                    self.first_tile(e, &pending, n, &mut tile);
+                    self.second_stage(e, &tile, n, out, wide);
+                    n = 0;
+                }
             }
         }
         if n > 0 {
             self.first_tile(e, &pending, n, &mut tile);
             self.second_stage(e, &tile, n, out, wide);
-            any = true;
         }
-        if !any {
+        if done < n_slots {
+            for (o, &v) in out.iter_mut().zip(empty.iter()) {
+                *o = (*o).max(v);
+            }
+        } else if n_slots == 0 {
             // No slots at all (zero-slot dims): the empty encoding stands in.
             *out = *empty;
         }
