@@ -869,25 +869,26 @@ impl<'w> QuantNet<'w> {
     }
 
     /// [`QuantNet::first_stage`] with its outputs written into column `col` of `tile`.
+    /// `acc` is scratch (every value is written before it is read).
     fn first_stage_column<const S: usize>(
         &self,
         e: &QuantEncoderLayout,
         x: &[f32],
         tile: &mut Tile<S>,
         col: usize,
+        acc: &mut [i32; HIDDEN],
     ) {
         let mut q = [0u32; pairs(ROAD_FEATURES)];
         fast::quantize(x, self.words_at(e.in_scale, e.inputs), &mut q);
         let np = pairs(e.inputs).min(q.len());
-        let mut acc = [0i32; HIDDEN];
         fast::dense(
             &q[..np],
             self.words_at(e.l1_w, packed_words(e.inputs, HIDDEN)),
             self.i32s_at(e.l1_b, HIDDEN),
-            &mut acc,
+            acc,
         );
         fast::layer_norm_tanh_column(
-            &mut acc,
+            acc,
             self.i32s_at(e.l1_m, HIDDEN),
             read_u64(self.words_at(e.ln_eps, 2)),
             self.words_at(e.ln_affine, HIDDEN),
@@ -903,6 +904,7 @@ impl<'w> QuantNet<'w> {
         slots: &[&[f32]; S],
         n: usize,
         tile: &mut Tile<S>,
+        acc: &mut [i32; HIDDEN],
     ) {
         #[cfg(all(any(feature = "std", test), target_arch = "x86_64"))]
         if crate::simd::avx512_vnni() {
@@ -923,7 +925,7 @@ impl<'w> QuantNet<'w> {
             return;
         }
         for (k, x) in slots.iter().enumerate().take(n) {
-            self.first_stage_column(e, x, tile, k);
+            self.first_stage_column(e, x, tile, k, acc);
         }
     }
 
@@ -973,7 +975,9 @@ impl<'w> QuantNet<'w> {
     }
 
     /// Max-pooled second-layer sums over `slots` (each `width` long); empty slots
-    /// (`occupied` unset) use `empty`, computed once.
+    /// (`occupied` unset) use `empty`, computed once. `acc` is the first layer's
+    /// scratch (cleared once by the caller, not per slot).
+    #[allow(clippy::too_many_arguments)]
     fn pool(
         &self,
         e: &QuantEncoderLayout,
@@ -982,6 +986,7 @@ impl<'w> QuantNet<'w> {
         occupied: &SlotMask,
         empty: &[i32; HIDDEN],
         out: &mut [i32; HIDDEN],
+        acc: &mut [i32; HIDDEN],
     ) {
         // Widening the second layer's weights costs about as much as three slots
         // save with them.
@@ -989,10 +994,10 @@ impl<'w> QuantNet<'w> {
         if occupied.at_least(3) {
             return dsp::with_wide(
                 self.words_at(e.l2_w, packed_words(HIDDEN, HIDDEN)),
-                |wide| self.pool_with(e, slots, width, occupied, empty, out, wide),
+                |wide| self.pool_with(e, slots, width, occupied, empty, out, acc, wide),
             );
         }
-        self.pool_with(e, slots, width, occupied, empty, out, None)
+        self.pool_with(e, slots, width, occupied, empty, out, acc, None)
     }
 
     /// [`QuantNet::pool`] with the second layer's weights widened (`wide`) or not.
@@ -1005,6 +1010,7 @@ impl<'w> QuantNet<'w> {
         occupied: &SlotMask,
         empty: &[i32; HIDDEN],
         out: &mut [i32; HIDDEN],
+        acc: &mut [i32; HIDDEN],
         wide: Option<&L2Wide>,
     ) {
         // Integer max is exact and order-free: merge in any order, from the smallest
@@ -1031,14 +1037,14 @@ impl<'w> QuantNet<'w> {
                 n += 1;
                 done += 1;
                 if n == POOL_TILE {
-                    self.first_tile(e, &pending, n, &mut tile);
+                    self.first_tile(e, &pending, n, &mut tile, acc);
                     self.second_stage(e, &tile, n, out, wide);
                     n = 0;
                 }
             }
         }
         if n > 0 {
-            self.first_tile(e, &pending, n, &mut tile);
+            self.first_tile(e, &pending, n, &mut tile, acc);
             self.second_stage(e, &tile, n, out, wide);
         }
         if done < n_slots {
@@ -1066,6 +1072,7 @@ impl<'w> QuantNet<'w> {
             *zp = pack_pair(pair[0], pair[1]);
         }
         let mut pooled = [0i32; HIDDEN];
+        let mut scratch = [0i32; HIDDEN];
         for (block, e, empty, rows, mask) in [
             (
                 1,
@@ -1077,7 +1084,7 @@ impl<'w> QuantNet<'w> {
             (2, &lay.road, &self.empty_road, roads, &scan.roads),
         ] {
             let width = e.inputs;
-            self.pool(e, rows, width, mask, empty, &mut pooled);
+            self.pool(e, rows, width, mask, empty, &mut pooled, &mut scratch);
             let m = self.i32s_at(e.pool_m, HIDDEN);
             let zs = z.get_mut(block * HP..(block + 1) * HP).unwrap_or(&mut []);
             for ((zp, v), m) in zs
