@@ -1270,7 +1270,12 @@ pub fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
     let Some(&li) = logits.get(i) else {
         return f32::NEG_INFINITY;
     };
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // `f32::max`'s result (NaN skipped; the running maximum is never NaN) by a
+    // comparison, which inlines (on the Cortex-M4F `f32::max` is a call to `fmaxf`).
+    let max = logits
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, |m, l| if m < l { l } else { m });
     let mut sum = 0.0f32;
     for &l in logits {
         sum += math::exp_nonpositive(l - max);
