@@ -500,10 +500,81 @@ fn run64<const M: usize>(
     let pa = acc.as_mut_ptr();
     let ps = src.map_or(pa.cast_const(), |b| b.as_ptr());
     // SAFETY: M pairs in `x`; M rows of 32 words (stride 128 bytes) in `w`, of which
-    // 16 blocks of two words are read; 64 values in `src` (read before each is written
+    // 8 blocks of four words are read; 64 values in `src` (read before each is written
     // when it is `acc`) and `acc`.
     unsafe {
-        blocks4::<M, 4, ROW64>(x.as_ptr(), w.as_ptr(), ps, pa, HIDDEN / 4);
+        blocks8::<M>(x.as_ptr(), w.as_ptr(), ps, pa);
+    }
+}
+
+/// A first layer's 64 outputs in eight blocks of eight: for block `b`,
+/// `acc[8b..8b+8] = src[8b..8b+8] + sum_{k < M} x_k . (row k's words 4b..4b+4)`, the
+/// pairs `x_k` contiguous and the rows 128 bytes apart (`src` may be `acc`). Per input
+/// pair and block one `LDR` of the pair, two `LDRD` of the weights, eight `SXTB16` and
+/// eight `SMLAD`; per block one `LDM` of `src` and one `STM` to `acc` (the eight sums
+/// stay in `r4`..`r11`).
+///
+/// # Safety
+/// `px` readable for `M` words; `pw` for `M` rows of 32 words at stride 128 bytes;
+/// `src` readable and `acc` writable for 64 values; all 4-aligned.
+#[inline(never)]
+unsafe fn blocks8<const M: usize>(px: *const u32, pw: *const u32, src: *const i32, acc: *mut i32) {
+    // Post-indexed LDR takes 0..=255, SUBW 0..=4095.
+    const { assert!(M >= 1 && 4 * M <= 255 && M * ROW64 - 16 <= 4095) };
+    // SAFETY: the caller's contract; r4-r11 and lr saved and restored, and the source
+    // and destination pointers and the block count kept, on the stack.
+    unsafe {
+        asm!(
+            "push {{r4-r11, lr}}",
+            // [sp] = src, [sp + 4] = acc, [sp + 8] = blocks left.
+            "movs r12, #8",
+            "push {{r2, r3, r12}}",
+            "2:",
+            "ldr r12, [sp]",
+            "ldm r12!, {{r4-r11}}",
+            "str r12, [sp]",
+            ".rept {m}",
+            "ldr r12, [r0], #4",
+            "ldrd r2, r3, [r1, #8]",
+            "sxtb16 lr, r2",
+            "sxtb16 r2, r2, ror #8",
+            "smlad r8, r12, lr, r8",
+            "smlad r9, r12, r2, r9",
+            "sxtb16 lr, r3",
+            "sxtb16 r3, r3, ror #8",
+            "smlad r10, r12, lr, r10",
+            "smlad r11, r12, r3, r11",
+            "ldrd r2, r3, [r1], #{ws}",
+            "sxtb16 lr, r2",
+            "sxtb16 r2, r2, ror #8",
+            "smlad r4, r12, lr, r4",
+            "smlad r5, r12, r2, r5",
+            "sxtb16 lr, r3",
+            "sxtb16 r3, r3, ror #8",
+            "smlad r6, r12, lr, r6",
+            "smlad r7, r12, r3, r7",
+            ".endr",
+            "ldr r12, [sp, #4]",
+            "stm r12!, {{r4-r11}}",
+            "str r12, [sp, #4]",
+            "sub r0, r0, #{xback}",
+            "subw r1, r1, #{d}",
+            "ldr r12, [sp, #8]",
+            "subs r12, r12, #1",
+            "str r12, [sp, #8]",
+            "bne 2b",
+            "add sp, sp, #12",
+            "pop {{r4-r11, lr}}",
+            m = const M,
+            ws = const ROW64,
+            xback = const 4 * M,
+            d = const M * ROW64 - 16,
+            inout("r0") px => _,
+            inout("r1") pw => _,
+            inout("r2") src => _,
+            inout("r3") acc => _,
+            out("r12") _,
+        );
     }
 }
 
