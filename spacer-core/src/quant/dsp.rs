@@ -688,7 +688,8 @@ pub fn dense_tile_max<const S: usize>(
 /// the fly, with `c = S - half`) or `d_j` itself when `SH` = 0 (`c = -half`); per
 /// element `RSB` (the deviation plus the rounding half), `ASR`, `SSAT`, `SMULWB`,
 /// `SSAT`, `SMLABB`, `ASR`, `ADD`, `SSAT`, the table lookup (`ASR`, `LDR`), the
-/// interpolation (`AND`, `SMLABT`, `ADD`) and the loads and store: 17 instructions.
+/// interpolation (`AND`, `SMLABT`, `ADD`) and the store; two channels share one `LDRD`
+/// of their inputs and one of their gains and shifts: 16 instructions per channel.
 /// Outputs `2p` and `2p + 1` go to bytes `p OS` and `p OS + 2` of `out` (`OS` = 4: a
 /// plain array; `4 S`: a column of a [`Tile`] of `S` slots).
 ///
@@ -707,47 +708,59 @@ unsafe fn normalize_raw<const SH: u32, const OS: usize>(
     const { assert!((SH == 0 || SH == 6) && OS >= 4 && OS - 2 <= 255 && OS.is_multiple_of(4)) };
     // The table's middle entry: index t >> 6 runs over -512..=511 from here.
     let mid = TANH_Q15[512..].as_ptr();
-    // SAFETY: the caller's contract for `v`, `affine` and `out`; one table word per
-    // element at an index in -512..=511 from the table's middle (t is saturated to 16
-    // bits first); `ASR` by a register uses its low byte (h <= 17 by construction).
+    // Read by the assembly into registers it saves itself (more than may be named).
+    let params = [c, h as i32, inv];
+    // SAFETY: the caller's contract for `v`, `affine` and `out`; three words of
+    // `params`; one table word per element at an index in -512..=511 from the table's
+    // middle (t is saturated to 16 bits first); `ASR` by a register uses its low byte
+    // (h <= 17 by construction); r4-r11 and lr saved and restored on the stack.
     unsafe {
         asm!(
+            "push {{r4-r11, lr}}",
+            // r0: inputs, r1: gains and shifts, r2: outputs, r3: table middle,
+            // r12: c, lr: h, r4: inv, r5: rounding half (Q12), r6: 32;
+            // r7, r8: two inputs, r9, r10: their gains and shifts, r11: table word.
+            "ldr lr, [r12, #4]",
+            "ldr r4, [r12, #8]",
+            "ldr r12, [r12]",
+            "mov r5, #{rnd}",
+            "mov r6, #32",
             ".rept 32",
-            ".irp step, 2, {odd}",
-            "ldr {t}, [{pd}], #4",
-            "rsb {t}, {c}, {t}, lsl #{sh}",
-            "asr {t}, {t}, {h}",
-            "ssat {t}, #16, {t}",
-            "smulwb {t}, {inv}, {t}",
-            "ssat {t}, #16, {t}",
-            "ldr {ab}, [{pa}], #4",
-            "smlabb {t}, {t}, {ab}, {rnd}",
-            "asr {t}, {t}, #12",
-            "add {t}, {t}, {ab}, asr #16",
-            "ssat {t}, #16, {t}",
-            "asr {u}, {t}, #6",
-            "ldr {u}, [{mid}, {u}, lsl #2]",
-            "and {t}, {t}, #63",
-            "smlabt {t}, {t}, {u}, {c32}",
-            "add {t}, {u}, {t}, lsr #6",
-            "strh {t}, [{po}], #\\step",
+            "ldrd r7, r8, [r0], #8",
+            "ldrd r9, r10, [r1], #8",
+            ".irp t, r7, r8",
+            "rsb \\t, r12, \\t, lsl #{sh}",
+            "asr \\t, \\t, lr",
+            "ssat \\t, #16, \\t",
+            "smulwb \\t, r4, \\t",
+            "ssat \\t, #16, \\t",
             ".endr",
+            "smlabb r7, r7, r9, r5",
+            "smlabb r8, r8, r10, r5",
+            "asr r7, r7, #12",
+            "asr r8, r8, #12",
+            "add r7, r7, r9, asr #16",
+            "add r8, r8, r10, asr #16",
+            ".irp t, r7, r8",
+            "ssat \\t, #16, \\t",
+            "asr r11, \\t, #6",
+            "ldr r11, [r3, r11, lsl #2]",
+            "and \\t, \\t, #63",
+            "smlabt \\t, \\t, r11, r6",
+            "add \\t, r11, \\t, lsr #6",
             ".endr",
+            "strh r7, [r2], #2",
+            "strh r8, [r2], #{odd}",
+            ".endr",
+            "pop {{r4-r11, lr}}",
             sh = const SH,
             odd = const OS - 2,
-            pd = inout(reg) v => _,
-            pa = inout(reg) affine => _,
-            po = inout(reg) out => _,
-            mid = in(reg) mid,
-            c = in(reg) c,
-            h = in(reg) h,
-            inv = in(reg) inv,
-            rnd = in(reg) 1i32 << (super::LN_FRAC_BITS - 1),
-            c32 = in(reg) 32,
-            t = out(reg) _,
-            u = out(reg) _,
-            ab = out(reg) _,
-            options(nostack),
+            rnd = const 1i32 << (super::LN_FRAC_BITS - 1),
+            inout("r0") v => _,
+            inout("r1") affine => _,
+            inout("r2") out => _,
+            inout("r3") mid => _,
+            inout("r12") params.as_ptr() => _,
         );
     }
 }
