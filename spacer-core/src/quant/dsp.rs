@@ -2,14 +2,21 @@
 //! the build script): the integer layers with `SXTB16` (two int8 weights to two int16
 //! lanes) and `SMLAD` (two 16 x 16 multiplies and an accumulate in one instruction).
 //!
-//! The inner loops are unrolled assembly (`.rept`) over post-indexed loads: per input
-//! pair and four outputs, one `LDR` of the pair, one `LDRD` of two weight words, four
-//! `SXTB16` and four `SMLAD` (ten instructions for eight multiply-accumulates); the
-//! second layer runs two slots at once (eight instructions for eight). Results equal the
-//! portable definitions ([`super::portable`]) bit for bit: both compute the same exact
-//! integer sums (`SMLAD` wraps like `wrapping_add`, and validation keeps every sum far
-//! from 32 bits anyway). The firmware checks them against each other at start-up
-//! ([`super::check_kernels`]), and the QEMU test runs it.
+//! The inner loops are unrolled assembly (`.rept`) over post-indexed loads: the head
+//! per input pair and four outputs one `LDRD` of two weight words, four `SXTB16` and
+//! four `SMLAD` (and an `LDRD` of two input pairs per two); the first layers per input
+//! pair and eight outputs one `LDR` of the pair, two `LDRD`, eight `SXTB16` and eight
+//! `SMLAD` (19 instructions for 16 multiply-accumulates). The second layer runs two
+//! slots at once; with three or more occupied slots its weights are first widened to
+//! int16 on the stack ([`with_wide`], 8 KiB, three instructions per weight word), after
+//! which two input pairs of both slots cost one `LDM` of the pairs, one of four weight
+//! words and eight `SMLAD` (ten instructions for 16). Results equal the portable
+//! definitions ([`super::portable`]) bit for bit: both compute the same exact integer
+//! sums (`SMLAD` wraps like `wrapping_add`, and validation keeps every sum far from 32
+//! bits anyway). The firmware checks them against each other at start-up
+//! ([`super::check_kernels`]), and the QEMU test runs it. Blocks that need more
+//! registers than inline assembly may name save `r4`-`r11` and `lr` themselves and use
+//! fixed registers.
 //!
 //! # Safety
 //! Every pointer handed to the assembly comes from a slice whose length was checked
