@@ -662,15 +662,25 @@ mod fast {
                 return super::x86::quantize(x, scale, q);
             }
         }
-        *q = [0; 7];
-        for (i, (&xi, &s)) in x.iter().zip(scale).enumerate() {
+        #[inline(always)]
+        fn one(x: f32, s: u32) -> u32 {
             #[cfg(spacer_dsp)]
-            let v = super::dsp::quantize_input(xi, f32::from_bits(s)) as u16 as u32;
+            let v = super::dsp::quantize_input(x, f32::from_bits(s));
             #[cfg(not(spacer_dsp))]
-            let v = super::quantize_input(xi, f32::from_bits(s)) as u16 as u32;
-            if let Some(w) = q.get_mut(i / 2) {
-                *w |= v << (16 * (i % 2));
-            }
+            let v = super::quantize_input(x, f32::from_bits(s));
+            v as u16 as u32
+        }
+        // Whole pairs, then an odd last feature in the low half of its word.
+        *q = [0; 7];
+        let n = x.len().min(scale.len());
+        let (x, scale) = (&x[..n], &scale[..n]);
+        let (xp, xr) = x.as_chunks::<2>();
+        let (sp, sr) = scale.as_chunks::<2>();
+        for ((w, xs), ss) in q.iter_mut().zip(xp).zip(sp) {
+            *w = one(xs[0], ss[0]) | one(xs[1], ss[1]) << 16;
+        }
+        if let (Some(w), [xl], [sl]) = (q.get_mut(xp.len()), xr, sr) {
+            *w = one(*xl, *sl);
         }
     }
 
