@@ -1106,20 +1106,16 @@ impl<'w> QuantNet<'w> {
             }
         }
         let ho = lay.head_outputs.min(MAX_ACTIONS + 2);
-        let mut acc = [0i32; MAX_ACTIONS + 2];
-        let acc = &mut acc[..ho];
+        // The sums straight into `out`, then scaled in place.
+        let acc = &mut out[..ho];
         fast::dense(
             &z,
             self.words_at(lay.head_w, packed_words(HEAD_INPUTS, ho)),
             self.i32s_at(lay.head_b, ho),
             acc,
         );
-        for ((o, &a), &m) in out
-            .iter_mut()
-            .zip(acc.iter())
-            .zip(self.i32s_at(lay.head_m, ho))
-        {
-            *o = smmulr(a, m);
+        for (o, &m) in acc.iter_mut().zip(self.i32s_at(lay.head_m, ho)) {
+            *o = smmulr(*o, m);
         }
     }
 
