@@ -673,7 +673,7 @@ mod fast {
         // Whole pairs, then an odd last feature in the low half of its word.
         *q = [0; 7];
         let n = x.len().min(scale.len());
-        let (x, scale) = (&x[..n], &scale[..n]);
+        let (x, scale) = (x.get(..n).unwrap_or(&[]), scale.get(..n).unwrap_or(&[]));
         let (xp, xr) = x.as_chunks::<2>();
         let (sp, sr) = scale.as_chunks::<2>();
         for ((w, xs), ss) in q.iter_mut().zip(xp).zip(sp) {
