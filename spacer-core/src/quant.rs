@@ -950,11 +950,8 @@ impl<'w> QuantNet<'w> {
         wide: Option<&L2Wide>,
     ) {
         #[cfg(spacer_dsp)]
-        if let (Some(w), Ok(b)) = (
-            wide,
-            <&[i32; HIDDEN]>::try_from(self.i32s_at(e.l2_b, HIDDEN)),
-        ) {
-            return dsp::dense_tile_max_wide(tile, n, w, b, pooled);
+        if let Some(w) = wide {
+            return dsp::dense_tile_max_wide(tile, n, w, pooled);
         }
         #[cfg(not(spacer_dsp))]
         let _ = wide;
@@ -1004,6 +1001,7 @@ impl<'w> QuantNet<'w> {
         if occupied.at_least(3) {
             return dsp::with_wide(
                 self.words_at(e.l2_w, packed_words(HIDDEN, HIDDEN)),
+                self.i32s_at(e.l2_b, HIDDEN),
                 |wide| self.pool_with(e, slots, width, occupied, empty, out, acc, wide),
             );
         }
@@ -1293,9 +1291,9 @@ pub fn check_kernels(seed: u64, cases: usize, head_words: &[u32]) -> Result<usiz
                 }
                 let mut d = c;
                 let bias64: &[i32; HIDDEN] = bias.first_chunk().unwrap_or(&[0; HIDDEN]);
-                dsp::with_wide(w, |wide| {
+                dsp::with_wide(w, bias64, |wide| {
                     if let Some(wide) = wide {
-                        dsp::dense_tile_max_wide(&tile, n, wide, bias64, &mut c);
+                        dsp::dense_tile_max_wide(&tile, n, wide, &mut c);
                     }
                 });
                 portable::dense_tile_max(&tile, n, w, bias64, &mut d);

@@ -8,7 +8,8 @@
 //! pair and eight outputs one `LDR` of the pair, two `LDRD`, eight `SXTB16` and eight
 //! `SMLAD` (19 instructions for 16 multiply-accumulates). The second layer runs two
 //! slots at once; with three or more occupied slots its weights are first widened to
-//! int16 on the stack ([`with_wide`], 8 KiB, three instructions per weight word), after
+//! int16 on the stack ([`with_wide`], 8.25 KiB with the biases, three instructions per
+//! weight word), after
 //! which two input pairs of both slots cost one `LDM` of the pairs, one of four weight
 //! words and eight `SMLAD` (ten instructions for 16). Results equal the portable
 //! definitions ([`super::portable`]) bit for bit: both compute the same exact integer
@@ -315,33 +316,43 @@ unsafe fn layer2_x2(x: *const u32, w: *const u32, b: *const i32, pooled: *mut i3
     }
 }
 
-/// Words of a 64 x 64 int8 matrix widened to int16 pairs ([`widen`]).
-pub(crate) const WIDE_WORDS: usize = 2 * HP * HP;
+/// Words of one output pair in a [`Wide`]: its two biases and 32 input pairs' weights.
+const WIDE_ROW: usize = 2 + 2 * HP;
 
-/// A 64 x 64 int8 matrix widened to int16 pairs, transposed to output-pair-major:
-/// words `64 q + 2 p` and `64 q + 2 p + 1` hold `SXTB16` and `SXTB16 ROR 8` of packed
-/// word `(p, q)`, i.e. `(w[2p][2q], w[2p+1][2q])` and `(w[2p][2q+1], w[2p+1][2q+1])`
-/// as int16 lanes: one output pair's weights for consecutive input pairs lie side by
-/// side, ready for `LDM` and `SMLAD` against the tile's input pairs.
+/// Words of a [`Wide`].
+pub(crate) const WIDE_WORDS: usize = HP * WIDE_ROW;
+
+/// A 64 x 64 int8 matrix and its biases widened to int16 pairs, transposed to
+/// output-pair-major: words `66 q` and `66 q + 1` hold biases `2q` and `2q + 1`, words
+/// `66 q + 2 + 2 p` and `66 q + 3 + 2 p` `SXTB16` and `SXTB16 ROR 8` of packed word
+/// `(p, q)`, i.e. `(w[2p][2q], w[2p+1][2q])` and `(w[2p][2q+1], w[2p+1][2q+1])` as
+/// int16 lanes: one output pair's biases and weights for consecutive input pairs lie
+/// side by side, ready for `LDM` and `SMLAD` against the tile's input pairs.
 pub(crate) type Wide = [u32; WIDE_WORDS];
 
-/// Writes [`Wide`] of the packed 32 x 32-word matrix at `w` to `out`: per two input
-/// pairs and two output pairs, two `LDRD`, eight `SXTB16` and two `STM` (three
-/// instructions per weight word).
+/// Writes [`Wide`] of the packed 32 x 32-word matrix at `w` and the 64 biases at `b`
+/// to `out`: per two input pairs and two output pairs, two `LDRD`, eight `SXTB16` and
+/// two `STM` (three instructions per weight word).
 ///
 /// # Safety
-/// `w` readable for 1024 words, `out` writable for 2048, both 4-aligned.
+/// `w` readable for 1024 words, `b` for 64, `out` writable for [`WIDE_WORDS`], all
+/// 4-aligned.
 #[inline(never)]
-unsafe fn widen_raw(w: *const u32, out: *mut u32) {
+unsafe fn widen_raw(w: *const u32, b: *const i32, out: *mut u32) {
     // SAFETY: the caller's contract; r4-r11 and lr saved and restored on the stack.
     unsafe {
         asm!(
             "push {{r4-r11, lr}}",
             // r0: word (p, q) of the source; r1, r12: output pairs q and q + 1 at
-            // input pair p; r8: pairs of output pairs left.
-            "add r12, r1, #256",
+            // input pair p; r11: biases; r8: pairs of output pairs left.
+            "mov r11, r2",
+            "add r12, r1, #{row}",
             "movs r8, #16",
             "1:",
+            "ldrd r2, r3, [r11], #8",
+            "strd r2, r3, [r1], #8",
+            "ldrd r2, r3, [r11], #8",
+            "strd r2, r3, [r12], #8",
             ".rept 16",
             "ldrd r9, r10, [r0, #128]",
             "ldrd r2, r3, [r0], #256",
@@ -357,31 +368,36 @@ unsafe fn widen_raw(w: *const u32, out: *mut u32) {
             "stm r12!, {{r4-r7}}",
             ".endr",
             "subw r0, r0, #4088",
-            "add r1, r1, #256",
-            "add r12, r12, #256",
+            "add r1, r1, #{row}",
+            "add r12, r12, #{row}",
             "subs r8, r8, #1",
             "bne 1b",
             "pop {{r4-r11, lr}}",
+            row = const 4 * WIDE_ROW,
             inout("r0") w => _,
             inout("r1") out => _,
-            out("r2") _,
+            inout("r2") b => _,
             out("r3") _,
             out("r12") _,
         );
     }
 }
 
-/// Widens the 64 x 64 packed matrix `w` (1024 words) into a [`Wide`] on the stack and
-/// hands it to `f` (`None` when `w` has another length).
-pub(crate) fn with_wide<R>(w: &[u32], f: impl FnOnce(Option<&Wide>) -> R) -> R {
-    let Ok(w) = <&[u32; HP * HP]>::try_from(w) else {
+/// Widens the 64 x 64 packed matrix `w` (1024 words) and its biases `b` (64) into a
+/// [`Wide`] on the stack and hands it to `f` (`None` when either has another length).
+pub(crate) fn with_wide<R>(w: &[u32], b: &[i32], f: impl FnOnce(Option<&Wide>) -> R) -> R {
+    let (Ok(w), Ok(b)) = (
+        <&[u32; HP * HP]>::try_from(w),
+        <&[i32; HIDDEN]>::try_from(b),
+    ) else {
         return f(None);
     };
     let mut buf = core::mem::MaybeUninit::<Wide>::uninit();
-    // SAFETY: 1024 words read from `w`; every one of the 2048 words of `buf` written
-    // (16 x 16 blocks of 8), so it is initialised afterwards.
+    // SAFETY: 1024 words read from `w`, 64 from `b`; every one of the 32 x 66 words of
+    // `buf` written (per pair of output pairs, two pairs of biases and 16 x 2 blocks of
+    // four words), so it is initialised afterwards.
     let wide = unsafe {
-        widen_raw(w.as_ptr(), buf.as_mut_ptr().cast::<u32>());
+        widen_raw(w.as_ptr(), b.as_ptr(), buf.as_mut_ptr().cast::<u32>());
         buf.assume_init_ref()
     };
     f(Some(wide))
@@ -389,34 +405,27 @@ pub(crate) fn with_wide<R>(w: &[u32], f: impl FnOnce(Option<&Wide>) -> R) -> R {
 
 /// The 64 x 64 second layer over [`Wide`] weights of one (`TWO` = false: slot 0) or
 /// two slots whose pairs lie side by side (`x`: 32 rows of two words), max-pooled
-/// into `pooled`: per output pair the biases, then per two input pairs one `LDM` of
-/// both slots' pairs (`r0`..`r3`), one of the four weight words (`r4`..`r7`) and eight
-/// (four) `SMLAD`, then the max into `pooled`.
+/// into `pooled`: per output pair one `LDM` of its biases, then per two input pairs
+/// one `LDM` of both slots' pairs (`r0`..`r3`), one of the four weight words
+/// (`r4`..`r7`) and eight (four) `SMLAD`, then the max into `pooled`.
 ///
 /// # Safety
-/// `x` readable for 64 words, `w` for 2048, `b` for 64, `pooled` readable and writable
+/// `x` readable for 64 words, `w` for [`WIDE_WORDS`], `pooled` readable and writable
 /// for 64, all 4-aligned.
 #[inline(never)]
-unsafe fn layer2_wide<const TWO: bool>(
-    x: *const u32,
-    w: *const u32,
-    b: *const i32,
-    pooled: *mut i32,
-) {
-    // SAFETY: the caller's contract; r4-r11 and lr saved and restored, and the bias
-    // and pooled pointers and the end of `w` kept, on the stack.
+unsafe fn layer2_wide<const TWO: bool>(x: *const u32, w: *const u32, pooled: *mut i32) {
+    // SAFETY: the caller's contract; r4-r11 and lr saved and restored, and the pooled
+    // pointer and the end of `w` kept, on the stack.
     unsafe {
         asm!(
             "push {{r4-r11, lr}}",
-            "add r12, r1, #8192",
-            // [sp] = biases, [sp + 4] = pooled, [sp + 8] = end of the weights.
-            "push {{r2, r3, r12}}",
+            "add r12, r1, #{size}",
+            // [sp] = pooled, [sp + 4] = end of the weights.
+            "push {{r3, r12}}",
             "mov r12, r0",
             "mov lr, r1",
             "1:",
-            "ldr r0, [sp]",
-            "ldrd r8, r9, [r0], #8",
-            "str r0, [sp]",
+            "ldm lr!, {{r8, r9}}",
             // The first two input pairs: the second slot's sums start from the
             // biases in r8 and r9 before those accumulate the first slot's.
             "ldm r12!, {{r0-r3}}",
@@ -450,7 +459,7 @@ unsafe fn layer2_wide<const TWO: bool>(
             ".endif",
             ".endr",
             "sub r12, r12, #256",
-            "ldr r4, [sp, #4]",
+            "ldr r4, [sp]",
             "ldrd r0, r1, [r4]",
             "cmp r8, r0",
             "it gt",
@@ -467,16 +476,17 @@ unsafe fn layer2_wide<const TWO: bool>(
             "movgt r1, r11",
             ".endif",
             "strd r0, r1, [r4], #8",
-            "str r4, [sp, #4]",
-            "ldr r0, [sp, #8]",
+            "str r4, [sp]",
+            "ldr r0, [sp, #4]",
             "cmp lr, r0",
             "bne 1b",
-            "add sp, sp, #12",
+            "add sp, sp, #8",
             "pop {{r4-r11, lr}}",
             two = const TWO as u32,
+            size = const 4 * WIDE_WORDS,
             inout("r0") x => _,
             inout("r1") w => _,
-            inout("r2") b => _,
+            out("r2") _,
             inout("r3") pooled => _,
             out("r12") _,
         );
@@ -484,22 +494,15 @@ unsafe fn layer2_wide<const TWO: bool>(
 }
 
 /// As [`super::portable::dense_tile_max`] with the weights as [`Wide`] (see
-/// [`with_wide`]): two slots per pass, or one.
-pub(crate) fn dense_tile_max_wide(
-    tile: &Tile<2>,
-    n: usize,
-    w: &Wide,
-    b: &[i32; HIDDEN],
-    pooled: &mut [i32; HIDDEN],
-) {
+/// [`with_wide`], biases included): two slots per pass, or one.
+pub(crate) fn dense_tile_max_wide(tile: &Tile<2>, n: usize, w: &Wide, pooled: &mut [i32; HIDDEN]) {
     let x = tile.rows.as_ptr() as *const u32;
-    // SAFETY: 32 rows of two slots (64 words); 2048 weight words; 64 biases and
-    // pooled values.
+    // SAFETY: 32 rows of two slots (64 words); a whole `Wide`; 64 pooled values.
     unsafe {
         match n {
             0 => {}
-            1 => layer2_wide::<false>(x, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()),
-            _ => layer2_wide::<true>(x, w.as_ptr(), b.as_ptr(), pooled.as_mut_ptr()),
+            1 => layer2_wide::<false>(x, w.as_ptr(), pooled.as_mut_ptr()),
+            _ => layer2_wide::<true>(x, w.as_ptr(), pooled.as_mut_ptr()),
         }
     }
 }
