@@ -115,7 +115,8 @@ unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
 }
 
 /// [`blocks4`] for contiguous input pairs (`XS` = 4) and an even `M`: one `LDRD` loads
-/// two pairs (the row-stride correction lives on the stack to free the register).
+/// two pairs (the row-stride correction and the source pointer live on the stack to
+/// free their registers).
 ///
 /// # Safety
 /// As [`blocks4`] with `XS` = 4.
@@ -123,6 +124,7 @@ unsafe fn blocks4<const M: usize, const XS: usize, const WS: usize>(
 unsafe fn blocks4_x2<const M: usize, const WS: usize>(
     px: *const u32,
     pw: *const u32,
+    src: *const i32,
     acc: *mut i32,
     blocks: usize,
 ) {
@@ -131,19 +133,24 @@ unsafe fn blocks4_x2<const M: usize, const WS: usize>(
             WS <= 1020 && WS.is_multiple_of(4) && M.is_multiple_of(2) && M * 4 <= 4095 && M >= 2
         )
     };
-    // SAFETY: the caller's contract; the block count and the stride correction live on
-    // the stack during the loop.
+    // SAFETY: the caller's contract; the block count, the stride correction and the
+    // source pointer live on the stack during the loop.
     unsafe {
         asm!(
+            // [sp] = block count, [sp + 4] = stride correction, [sp + 8] = source
+            // (explicit stores: a register list would store in register-number order;
+            // the inputs stored before any output register is written).
+            "str {ps}, [sp, #-4]!",
+            "sub sp, sp, #4",
+            "str {n}, [sp, #-4]!",
             "movw {x0}, #{dlo}",
             "movt {x0}, #{dhi}",
-            // [sp] = block count, [sp + 4] = stride correction (explicit stores: a
-            // register list would store in register-number order).
-            "str {x0}, [sp, #-4]!",
-            "str {n}, [sp, #-4]!",
+            "str {x0}, [sp, #4]",
             "2:",
-            "ldrd {a0}, {a1}, [{pa}]",
-            "ldrd {a2}, {a3}, [{pa}, #8]",
+            "ldr {x0}, [sp, #8]",
+            "ldrd {a0}, {a1}, [{x0}], #8",
+            "ldrd {a2}, {a3}, [{x0}], #8",
+            "str {x0}, [sp, #8]",
             ".rept {m}",
             "ldrd {x0}, {x1}, [{px}], #8",
             "ldrd {w0}, {w1}, [{pw}], #{ws}",
@@ -173,25 +180,26 @@ unsafe fn blocks4_x2<const M: usize, const WS: usize>(
             "subs {x0}, {x0}, #1",
             "str {x0}, [sp]",
             "bne 2b",
-            "add sp, sp, #8",
+            "add sp, sp, #12",
             m = const M / 2,
             ws = const WS,
             xback = const M * 4,
             dlo = const (M * WS - 8) & 0xFFFF,
             dhi = const (M * WS - 8) >> 16,
             n = in(reg) blocks,
+            ps = in(reg) src,
             px = inout(reg) px => _,
             pw = inout(reg) pw => _,
             pa = inout(reg) acc => _,
-            x0 = out(reg) _,
-            x1 = out(reg) _,
-            w0 = out(reg) _,
-            w1 = out(reg) _,
-            t = out(reg) _,
-            a0 = out(reg) _,
-            a1 = out(reg) _,
-            a2 = out(reg) _,
-            a3 = out(reg) _,
+            x0 = lateout(reg) _,
+            x1 = lateout(reg) _,
+            w0 = lateout(reg) _,
+            w1 = lateout(reg) _,
+            t = lateout(reg) _,
+            a0 = lateout(reg) _,
+            a1 = lateout(reg) _,
+            a2 = lateout(reg) _,
+            a3 = lateout(reg) _,
         );
     }
 }
@@ -649,11 +657,17 @@ pub fn dense(x: &[u32], w: &[u32], b: &[i32], acc: &mut [i32]) {
         && b.len() >= n
     {
         let quads = n / 4;
-        acc.copy_from_slice(&b[..n]);
         // SAFETY: 96 pairs in `x`; 96 rows of 101 words (404 bytes), of which words
-        // 0..100 are read by the 50 blocks; 200 values in `acc`.
+        // 0..100 are read by the 50 blocks; 200 values read from `b` and written to
+        // `acc`.
         unsafe {
-            blocks4_x2::<HEAD_PAIRS, HEAD_ROW>(x.as_ptr(), w.as_ptr(), acc.as_mut_ptr(), quads);
+            blocks4_x2::<HEAD_PAIRS, HEAD_ROW>(
+                x.as_ptr(),
+                w.as_ptr(),
+                b.as_ptr(),
+                acc.as_mut_ptr(),
+                quads,
+            );
         }
         let mut v = [b[4 * quads], b[4 * quads + 1]];
         // SAFETY: as above, word 2 quads = 100 < 101 of each row.
