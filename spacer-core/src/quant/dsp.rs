@@ -9,20 +9,21 @@
 //! `SMLAD` (19 instructions for 16 multiply-accumulates). The second layer runs two
 //! slots at once; with three or more occupied slots its weights are first widened to
 //! int16 on the stack ([`with_wide`], 8.25 KiB with the biases, three instructions per
-//! weight word), after
-//! which two input pairs of both slots cost one `LDM` of the pairs, one of four weight
-//! words and eight `SMLAD` (ten instructions for 16). Results equal the portable
-//! definitions ([`super::portable`]) bit for bit: both compute the same exact integer
-//! sums (`SMLAD` wraps like `wrapping_add`, and validation keeps every sum far from 32
-//! bits anyway). The firmware checks them against each other at start-up
-//! ([`super::check_kernels`]), and the QEMU test runs it. Blocks that need more
-//! registers than inline assembly may name save `r4`-`r11` and `lr` themselves and use
-//! fixed registers.
+//! weight word), after which two input pairs of both slots cost one `LDM` of the
+//! pairs, one of four weight words and eight `SMLAD` (ten instructions for 16).
+//! Results equal the portable definitions ([`super::portable`]) bit for bit: both
+//! compute the same exact integer sums (`SMLAD` wraps like `wrapping_add`, and
+//! validation keeps every sum far from 32 bits anyway). The firmware checks them
+//! against each other at start-up ([`super::check_kernels`]), and the QEMU test runs
+//! it. Blocks that need more registers than inline assembly may name save `r4`-`r11`
+//! and `lr` themselves and use fixed registers.
 //!
 //! # Safety
 //! Every pointer handed to the assembly comes from a slice whose length was checked
 //! against the number of loads the unrolled block performs (the `debug_assert!`s state
-//! the arithmetic); the blocks only read memory, and write registers.
+//! the arithmetic), or from a fixed-size array; the blocks write only the outputs their
+//! contracts name, and stack space they release (registers they may not name are saved
+//! and restored there).
 
 #![allow(unsafe_code)]
 
